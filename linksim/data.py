@@ -11,8 +11,7 @@ Input handling (the same for every source):
   Dropping alpha instead would show whatever colour hides under transparent pixels.
 - **16 bit** per sample (PNG gray/RGB/RGBA, TIFF) is scaled exactly:
   ``v8 = round(v16 / 257)`` (= ``(v16 + 128) // 257``; never a tie). Pillow truncates
-  16-bit RGB PNG/TIFF to the high byte, so those are read by a small built-in PNG
-  decoder (non-interlaced) and by ``tifffile``; an *interlaced* 16-bit colour PNG or
+  16-bit RGB PNG/TIFF to the high byte, so those are read by ``pypng`` and ``tifffile``;
   another 16-bit colour format falls back to Pillow's high byte (off by at most one
   level). 32-bit integer gray (``I``) is read as 16-bit data (clipped to 0…65535).
 - Other modes (``CMYK``, ``YCbCr``, ``LAB``, ``HSV``) go through Pillow's ``convert("RGB")``;
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import png
 from PIL import Image, UnidentifiedImageError
 
 from linksim.errors import ConfigError, ImageError
@@ -194,59 +194,17 @@ def _to_rgb8(a: np.ndarray, peak: int) -> np.ndarray:
     return np.ascontiguousarray(np.clip(a, 0, 255).astype(np.uint8))
 
 
-def _paeth(a: int, b: int, c: int) -> int:
-    p = a + b - c
-    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-    return a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-
-
 def _png16_color(path: Path) -> np.ndarray | None:
-    """16-bit RGB / RGBA non-interlaced PNG -> uint16 [H, W, 3|4]; None if not such a PNG."""
-    data = path.read_bytes()
-    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+    """16-bit RGB / RGBA PNG -> uint16 [H, W, 3|4] through pypng; None if not such a PNG.
+
+    Pillow keeps only the high byte of 16-bit colour PNGs; pypng decodes every filter and
+    interlacing exactly.
+    """
+    reader = png.Reader(filename=str(path))
+    width, height, rows, info = reader.asDirect()
+    if info["bitdepth"] != 16 or info["planes"] not in (3, 4):
         return None
-    w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
-    if depth != 16 or ctype not in (2, 6) or interlace != 0:
-        return None
-    off, idat = 8, []
-    while off + 8 <= len(data):
-        n, t = struct.unpack(">I4s", data[off:off + 8])
-        if t == b"IDAT":
-            idat.append(data[off + 8:off + 8 + n])
-        elif t == b"IEND":
-            break
-        off += 12 + n
-    ch = 3 if ctype == 2 else 4
-    bpp, stride = 2 * ch, w * 2 * ch
-    raw = np.frombuffer(zlib.decompress(b"".join(idat)), np.uint8)
-    if raw.size < h * (stride + 1):
-        raise ValueError("truncated image data")
-    raw = raw[:h * (stride + 1)].reshape(h, stride + 1)
-    out = np.empty((h, stride), np.uint8)
-    prev = np.zeros(stride, np.int64)
-    for y in range(h):
-        f, x = int(raw[y, 0]), raw[y, 1:].astype(np.int64)
-        if f == 0:
-            cur = x
-        elif f == 1:
-            cur = np.cumsum(x.reshape(w, bpp), axis=0).reshape(-1) % 256
-        elif f == 2:
-            cur = (x + prev) % 256
-        elif f in (3, 4):
-            xl, pl, cl = x.tolist(), prev.tolist(), [0] * stride
-            for i in range(stride):
-                a = cl[i - bpp] if i >= bpp else 0
-                if f == 3:
-                    cl[i] = (xl[i] + ((a + pl[i]) >> 1)) & 255
-                else:
-                    c = pl[i - bpp] if i >= bpp else 0
-                    cl[i] = (xl[i] + _paeth(a, pl[i], c)) & 255
-            cur = np.array(cl, np.int64)
-        else:
-            raise ValueError(f"bad PNG filter type {f}")
-        out[y] = cur
-        prev = cur
-    return out.reshape(h, w, ch, 2).astype(np.uint16) @ np.array([256, 1], np.uint16)
+    return np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, info["planes"])
 
 
 def _tiff16(path: Path) -> np.ndarray | None:
@@ -309,7 +267,7 @@ def read_image(path: str | Path) -> np.ndarray:
     except ImageError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, zlib.error, struct.error,
-            IndexError, EOFError) as e:
+            IndexError, EOFError, png.Error) as e:
         raise ImageError(f"{path}: cannot be decoded as an image ({type(e).__name__}: {e}) — expected "
                          f"{allowed}") from e
     return _orient(rgb, orientation)
