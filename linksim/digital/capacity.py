@@ -1,0 +1,33 @@
+"""The capacity bound: the codec over an ideal channel code at k·log2(1+SNR) bits.
+
+No separate scheme with the same codec and the same k can do better at that SNR, so its
+curve is the envelope every BPG + LDPC curve stays under (DESIGN.md §1). On fading
+channels the bound uses the AWGN capacity at the *average* SNR (reported as such).
+"""
+
+from __future__ import annotations
+
+import math
+
+from linksim.digital.separate import SourceCodedScheme, from_uint8
+from linksim.units import capacity_bits
+
+
+class CapacityScheme(SourceCodedScheme):
+    """The same codec over an ideal code at k·log2(1+SNR) bits, error-free: the upper bound
+    of every separate scheme at that k (AWGN capacity; on fading channels it is the AWGN
+    capacity at the average SNR, labelled as such)."""
+
+    kind = "capacity"
+
+    def send_one(self, image, k, snr_db, channel, generator) -> dict:
+        budget = math.floor(capacity_bits(k, snr_db))
+        ladder = self.ladder(image)
+        rung = ladder.best_fitting(budget)
+        report = dict(mcs="capacity", budget_bits=budget, codec_quality=None, codec_scale=None, codec_psnr=None,
+                      codewords=0, codeword_errors=0, channel_uses_used=k, fits=rung is not None)
+        if rung is None:
+            return dict(x_hat=self.failed(image), bits=0, decoded=False, **report)
+        report.update(codec_quality=rung.point.quality, codec_scale=rung.scale, codec_psnr=rung.psnr_db)
+        x_hat = from_uint8(ladder.reconstruction(rung))
+        return dict(x_hat=x_hat, bits=rung.payload_bits, decoded=True, **report)

@@ -1,0 +1,144 @@
+"""Separate source-channel coding: codec → LDPC → modulation → channel → BP → codec.
+
+Transmitter, per image (DESIGN.md §1):
+
+1. k complex channel uses from the :class:`~linksim.link.Bandwidth`; at the SNR, the MCS
+   (one, or link adaptation over a list, :func:`~linksim.digital.mcs.select_mcs`).
+2. Bit budget: the whole codewords that fit in k uses, ``floor(k·m / n)`` of them, each
+   carrying ``k_c`` information bits: budget = floor(k·m/n)·k_c ≤ k·m·R.
+3. The best codec point (highest PSNR) whose payload fits (:class:`~linksim.digital.source.SourceLadder`).
+4. The payload bits fill ``ceil(P / k_c)`` codewords, the last one padded with zeros;
+   codewords are mapped to unit-average-energy symbols (E|s|² = P = 1, so no further
+   normalization: the SNR of DESIGN.md §2 is the per-symbol SNR). Unused uses stay idle.
+
+Receiver: perfect CSI, zero-forcing equalization, APP demapping with noise σ²/|h|²
+(the |h|²-scaled LLRs), BP decoding of every codeword.
+
+**Failure rule** (explicit, configurable): if *any* information bit of *any* codeword is
+wrong after decoding — a CRC would flag it; the simulator compares with the sent bits —
+the codec stream is unusable and the receiver outputs a constant image of value
+``failure_fill`` (default 0.5, mid-gray) and reports ``decoded=False``. When not even the
+coarsest codec point fits the budget, nothing is sent: same output, ``fits=False``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from linksim.channel import equalize
+from linksim.digital.ldpc import LDPCDecoder
+from linksim.digital.mcs import MCS, select_mcs
+from linksim.digital.source import SourceLadder
+from linksim.link import Bandwidth, LinkOutput, Scheme
+
+
+class LadderCache:
+    """Source ladders by (codec configuration, image bytes), shared by the schemes of a run."""
+
+    def __init__(self, cache_dir: Path | None):
+        self.cache_dir = cache_dir
+        self._ladders: dict[tuple, SourceLadder] = {}
+
+    def get(self, image: np.ndarray, codec: dict, downscale: list[int]) -> SourceLadder:
+        options = {k: v for k, v in codec.items() if k != "name"}
+        key = (codec["name"], tuple(sorted(options.items())), tuple(downscale), image.shape, hash(image.tobytes()))
+        if key not in self._ladders:
+            self._ladders[key] = SourceLadder(image, codec["name"], options, downscale, self.cache_dir)
+        return self._ladders[key]
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """float [3, H, W] in [0, 1] → uint8 [H, W, 3] (exact for images loaded from 8-bit files)."""
+    return (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def from_uint8(image: np.ndarray) -> torch.Tensor:
+    """uint8 [H, W, 3] → float32 [3, H, W] in [0, 1]."""
+    return torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1) / 255.0
+
+
+class SourceCodedScheme(Scheme):
+    """Shared parts of the schemes that send a codec payload (separate, capacity)."""
+
+    def __init__(self, name: str, bandwidth: Bandwidth, codec: dict, downscale: list[int], ladders: LadderCache, failure_fill: float = 0.5):
+        super().__init__(name, bandwidth)
+        self.codec, self.downscale, self.ladders, self.failure_fill = codec, downscale, ladders, failure_fill
+
+    def ladder(self, image: torch.Tensor) -> SourceLadder:
+        return self.ladders.get(to_uint8(image), self.codec, self.downscale)
+
+    def run(self, images, snr_db, channel, generator) -> LinkOutput:
+        height, width = images.shape[-2:]
+        k = self.bandwidth.channel_uses(height, width)
+        rows = [self.send_one(image, k, float(snr_db), channel, generator) for image in images]
+        x_hat = torch.stack([row.pop("x_hat") for row in rows])
+        bits = torch.tensor([row.pop("bits") for row in rows], dtype=torch.int64)
+        decoded = torch.tensor([row.pop("decoded") for row in rows])
+        extras = {key: [row[key] for row in rows] for key in rows[0]}
+        return LinkOutput(x_hat=x_hat, k=k, bits=bits, decoded=decoded, extras=extras)
+
+    def send_one(self, image, k, snr_db, channel, generator) -> dict:
+        raise NotImplementedError
+
+    def failed(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(image, self.failure_fill)
+
+
+class SeparateScheme(SourceCodedScheme):
+    """Codec + LDPC + modulation over the channel; the image is lost on any residual error.
+
+    Parameters
+    ----------
+    mcs : list[MCS]
+        One MCS, or several for link adaptation.
+    decoder : dict
+        ``backend`` (``"sionna"`` | ``"pyldpc"``) and ``iterations`` for :class:`~linksim.digital.ldpc.LDPCDecoder`.
+    """
+
+    kind = "separate"
+
+    def __init__(self, name, bandwidth, codec, downscale, ladders, mcs: list[MCS], decoder: dict, failure_fill: float = 0.5):
+        super().__init__(name, bandwidth, codec, downscale, ladders, failure_fill)
+        self.mcs = mcs
+        self.decoder_options = decoder
+        self._decoders: dict[str, LDPCDecoder] = {}
+
+    def decoder(self, mcs: MCS) -> LDPCDecoder:
+        if mcs.code_name not in self._decoders:
+            self._decoders[mcs.code_name] = LDPCDecoder(mcs.code, **self.decoder_options)
+        return self._decoders[mcs.code_name]
+
+    def send_one(self, image, k, snr_db, channel, generator) -> dict:
+        mcs = select_mcs(self.mcs, snr_db)
+        code, modulation = mcs.code, mcs.modulation
+        m = modulation.bits_per_symbol
+        budget = (k * m // code.n) * code.k
+        ladder = self.ladder(image)
+        rung = ladder.best_fitting(budget)
+        report = dict(mcs=mcs.label, budget_bits=budget, codec_quality=None, codec_scale=None, codec_psnr=None,
+                      codewords=0, codeword_errors=0, channel_uses_used=0, fits=rung is not None)
+        if rung is None:
+            return dict(x_hat=self.failed(image), bits=0, decoded=False, **report)
+
+        payload = np.unpackbits(np.frombuffer(rung.point.payload, dtype=np.uint8))
+        n_codewords = math.ceil(payload.size / code.k)
+        info = torch.zeros(n_codewords * code.k)
+        info[: payload.size] = torch.from_numpy(payload.astype(np.float32))
+        info = info.view(n_codewords, code.k)
+
+        symbols = modulation.map(code.encode(info).reshape(1, -1))  # [1, n_codewords·n/m]
+        received = channel(symbols, snr_db, generator)
+        y_eq, noise_var = equalize(received)
+        llr = modulation.demap(y_eq, noise_var).reshape(n_codewords, code.n)
+        info_hat, _ = self.decoder(mcs).decode(llr)
+        codeword_errors = int((info_hat != info).any(dim=1).sum())
+
+        decoded = codeword_errors == 0
+        x_hat = from_uint8(ladder.reconstruction(rung)) if decoded else self.failed(image)
+        report.update(codec_quality=rung.point.quality, codec_scale=rung.scale, codec_psnr=rung.psnr_db,
+                      codewords=n_codewords, codeword_errors=codeword_errors, channel_uses_used=symbols.shape[1])
+        return dict(x_hat=x_hat, bits=int(payload.size), decoded=decoded, **report)
