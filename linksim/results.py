@@ -1,0 +1,146 @@
+"""The results store: ``results.csv``, one row per (scheme, image, snr_db, trial).
+
+Rows are appended and flushed as each point finishes, so an interrupted sweep resumes
+where it stopped; :func:`summarize` turns rows into the per-(scheme, SNR) table.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+from linksim.errors import ConfigError
+
+# results.csv columns, in order. Scheme reports (LinkOutput.extras) fill the columns they know.
+COLUMNS = ["scheme", "kind", "image", "height", "width", "snr_db", "trial", "channel", "k", "cpp", "bcr",
+           "bits", "bpp", "decoded", "psnr", "ms_ssim", "lpips",
+           "mcs", "ebno_db", "budget_bits", "fits", "codec_quality", "codec_scale", "codec_psnr",
+           "codewords", "codeword_errors", "channel_uses_used"]
+TEXT_COLUMNS = {"scheme", "kind", "image", "channel", "mcs"}
+BOOL_COLUMNS = {"decoded", "fits"}
+
+
+def point_key(scheme: str, image: str, snr_db: float, trial: int) -> tuple:
+    """Identity of a point; SNRs compare by value (``3`` and ``3.0`` are one point)."""
+    return (scheme, image, f"{float(snr_db):.6g}", int(trial))
+
+
+class ResultsStore:
+    """``results.csv`` in an output folder, appended one batch of rows at a time."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.done: set[tuple] = set()
+        if self.path.exists():
+            with self.path.open(newline="") as handle:
+                reader = csv.DictReader(handle)
+                if reader.fieldnames != COLUMNS:
+                    raise ConfigError("output", str(self.path), "a results.csv written by this linksim version; use a new --out folder")
+                for row in reader:
+                    self.done.add(point_key(row["scheme"], row["image"], float(row["snr_db"]), int(row["trial"])))
+
+    def append(self, rows: list[dict]) -> None:
+        new = not self.path.exists()
+        with self.path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            for row in rows:
+                writer.writerow({k: _format(row.get(k)) for k in COLUMNS})
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.done.update(point_key(r["scheme"], r["image"], r["snr_db"], r["trial"]) for r in rows)
+
+
+def _format(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return repr(round(value, 6)) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def read_results(path: Path) -> list[dict]:
+    """Rows of a results.csv, numbers parsed, empty cells as None."""
+    rows = []
+    with Path(path).open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            parsed = {}
+            for key, value in row.items():
+                if value == "" or key in TEXT_COLUMNS:
+                    parsed[key] = None if value == "" else value
+                elif key in BOOL_COLUMNS:
+                    parsed[key] = value == "True"
+                else:
+                    parsed[key] = float(value)
+            rows.append(parsed)
+    return rows
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """One row per (scheme, snr_db): means, a 95 % confidence half-width of PSNR, decode rate.
+
+    PSNR is averaged in dB over images and trials (the convention of the JSCC papers).
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["scheme"], row["snr_db"]), []).append(row)
+    order = {name: i for i, name in enumerate(dict.fromkeys(r["scheme"] for r in rows))}
+    table = []
+    for (scheme, snr), members in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
+        psnr = [r["psnr"] for r in members if r["psnr"] is not None and math.isfinite(r["psnr"])]
+        entry = {"scheme": scheme, "snr_db": snr, "n": len(members),
+                 "psnr": _mean(psnr), "psnr_ci95": _ci95(psnr),
+                 "ms_ssim": _mean([r["ms_ssim"] for r in members if r["ms_ssim"] is not None]),
+                 "lpips": _mean([r["lpips"] for r in members if r["lpips"] is not None]),
+                 "decoded_rate": _mean([1.0 if r["decoded"] else 0.0 for r in members]),
+                 "bpp": _mean([r["bpp"] for r in members if r["bpp"] is not None])}
+        table.append(entry)
+    return table
+
+
+def cliff_snr(summary: list[dict], scheme: str, rate: float = 0.5) -> float | None:
+    """Lowest SNR from which on the decode rate of ``scheme`` stays ≥ ``rate`` (None if never)."""
+    points = sorted((r["snr_db"], r["decoded_rate"]) for r in summary if r["scheme"] == scheme)
+    cliff = None
+    for snr, decoded in reversed(points):
+        if decoded is None or decoded < rate:
+            break
+        cliff = snr
+    return cliff
+
+
+def _mean(values):
+    return sum(values) / len(values) if values else None
+
+
+def _ci95(values):
+    if len(values) < 2:
+        return None
+    mean = _mean(values)
+    variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return 1.96 * math.sqrt(variance / len(values))
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """Write dict rows atomically (temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows({k: _format(v) for k, v in row.items()} for row in rows)
+    tmp.replace(path)
+
+
+def write_json(path: Path, data) -> None:
+    """Write JSON atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)

@@ -1,0 +1,185 @@
+"""The sweep runner: a validated :class:`~linksim.scenario.Scenario` → results, plots, grids.
+
+    for image → for scheme → for SNR → for trial
+
+Each point draws its randomness from a generator derived from (seed, scheme, image id,
+SNR, trial) (:mod:`linksim.seeding`), so a point gives the same numbers whatever ran
+before it; rows go to ``results.csv`` as each point finishes and a rerun skips the
+points already there. Everything that can be wrong with the inputs (scenario fields,
+image files) is checked before the output folder is created.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from linksim import units
+from linksim.channel import make_channel
+from linksim.data import load_images
+from linksim.digital.capacity import CapacityScheme
+from linksim.digital.mcs import MCS
+from linksim.digital.separate import LadderCache, SeparateScheme, SourceCodedScheme, from_uint8 as _to_tensor, to_uint8
+from linksim.errors import ConfigError
+from linksim.link import Bandwidth, Scheme
+from linksim.metrics import MetricSuite
+from linksim.results import ResultsStore, cliff_snr, read_results, summarize, write_csv, write_json
+from linksim.scenario import Scenario
+from linksim.seeding import point_generator
+
+
+def default_cache_dir() -> Path:
+    """``$LINKSIM_CACHE``, else ``$XDG_CACHE_HOME/linksim``, else ``~/.cache/linksim``."""
+    if os.environ.get("LINKSIM_CACHE"):
+        return Path(os.environ["LINKSIM_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "linksim"
+
+
+def build_schemes(scenario: Scenario, ladders: LadderCache) -> list[Scheme]:
+    """Scheme objects for the scenario's validated scheme entries."""
+    bandwidth = Bandwidth(**scenario.bandwidth)
+    schemes = []
+    for spec in scenario.schemes:
+        common = dict(name=spec["name"], bandwidth=bandwidth, codec=spec["codec"], downscale=spec["downscale"],
+                      ladders=ladders, failure_fill=spec["failure_fill"])
+        if spec["type"] == "separate":
+            mcs = [MCS(m["code"], m["modulation"]) for m in spec["mcs"]]
+            schemes.append(SeparateScheme(mcs=mcs, decoder=spec["decoder"], **common))
+        else:
+            schemes.append(CapacityScheme(**common))
+    return schemes
+
+
+@dataclass
+class RunResult:
+    """Where a run wrote its outputs, and its per-(scheme, SNR) summary."""
+
+    out: Path
+    summary: list[dict]
+    computed: int
+    skipped: int
+
+    @property
+    def results_csv(self) -> Path:
+        return self.out / "results.csv"
+
+
+def slug(text: str) -> str:
+    """File-name-safe version of a scheme or image name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
+
+
+def run_scenario(scenario: Scenario, *, images=None, limit: int | None = None, out: Path | None = None,
+                 progress: bool = True, plots: bool = True) -> RunResult:
+    """Run (or resume) ``scenario``; returns the summary and where everything was written.
+
+    ``images``, ``limit`` and ``out`` override the scenario's fields (the CLI's
+    ``--images``, ``--limit``, ``--out``).
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError("limit", limit, "a positive integer")
+    items = load_images(images if images is not None else scenario.images, limit or scenario.limit)
+    cache_dir = scenario.cache_dir or default_cache_dir()
+    channel = make_channel(scenario.channel)
+    schemes = build_schemes(scenario, LadderCache(cache_dir))
+    metrics = MetricSuite(scenario.metrics)
+    # Everything that can fail on the inputs fails here, before the output folder exists:
+    # every image needs ≥ 1 channel use and a codec table (computed once, cached on disk).
+    coded = {(repr(s.codec), tuple(s.downscale)): s for s in schemes if isinstance(s, SourceCodedScheme)}
+    for item in tqdm(items, desc="codec tables", unit="img", disable=not progress or not coded):
+        Bandwidth(**scenario.bandwidth).channel_uses(*item.pixels.shape[:2])
+        for scheme in coded.values():
+            scheme.ladder(_to_tensor(item.pixels))
+
+    out = Path(out or scenario.output)
+    _check_fingerprint(out, scenario)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "scenario.json", {"name": scenario.name, "source": str(scenario.source), **scenario.fingerprint(),
+                                       "snr_db": scenario.snr_db, "trials": scenario.trials, "grid": scenario.grid})
+    store = ResultsStore(out / "results.csv")
+
+    grid_images = {item.id for item in items[: scenario.grid["images"]]}
+    total = len(items) * len(schemes) * len(scenario.snr_db) * scenario.trials
+    computed = skipped = 0
+    bar = tqdm(total=total, desc=scenario.name, unit="pt", disable=not progress, dynamic_ncols=True)
+    for item in items:
+        x = _to_tensor(item.pixels).unsqueeze(0)
+        height, width = item.pixels.shape[:2]
+        for scheme in schemes:
+            for snr in scenario.snr_db:
+                rows = []
+                for trial in range(scenario.trials):
+                    bar.update(1)
+                    if (scheme.name, item.id, f"{float(snr):.6g}", trial) in store.done:
+                        skipped += 1
+                        continue
+                    generator = point_generator(scenario.seed, scheme.name, item.id, snr, trial)
+                    link = scheme.run(x, snr, channel, generator)
+                    scores = metrics(x, link.x_hat)
+                    row = {"scheme": scheme.name, "kind": scheme.kind, "image": item.id, "height": height, "width": width,
+                           "snr_db": float(snr), "trial": trial, "channel": channel.name, "k": link.k,
+                           "cpp": units.cpp(link.k, height, width), "bcr": units.bcr(link.k, height, width),
+                           "bits": int(link.bits[0]), "bpp": units.bpp(int(link.bits[0]), height, width),
+                           "decoded": bool(link.decoded[0]), **{name: values[0] for name, values in scores.items()},
+                           **{name: values[0] for name, values in link.extras.items()}}
+                    rows.append(row)
+                    computed += 1
+                    if trial == 0 and item.id in grid_images and snr in scenario.grid["snr_db"]:
+                        _save_png(out / "images" / slug(scheme.name) / f"{slug(item.id)}__snr{float(snr):+g}.png", link.x_hat[0])
+                    bar.set_postfix_str(f"{scheme.name} · {item.id} · {snr:+g} dB", refresh=False)
+                if rows:
+                    store.append(rows)
+    bar.close()
+
+    summary = summarize(read_results(store.path))
+    write_csv(out / "summary.csv", summary)
+    if plots:
+        from linksim import plots as plotting
+
+        title = f"{scenario.name}: {channel.name}, {Bandwidth(**scenario.bandwidth).describe()}, {len(items)} image(s) × {scenario.trials} trial(s)"
+        plotting.psnr_vs_snr(summary, out / "psnr_vs_snr.png", title=title)
+        for index, item in enumerate([i for i in items if i.id in grid_images]):
+            path = out / ("grid.png" if index == 0 else f"grid_{slug(item.id)}.png")
+            plotting.image_grid(item, [s.name for s in schemes], scenario.grid["snr_db"], out / "images", path, slug)
+    return RunResult(out=out, summary=summary, computed=computed, skipped=skipped)
+
+
+def format_summary(summary: list[dict]) -> str:
+    """The summary as an aligned text table, with the cliff SNR of each scheme."""
+    header = f"{'scheme':<28} {'SNR dB':>7} {'n':>4} {'PSNR dB':>8} {'±95%':>6} {'MS-SSIM':>8} {'LPIPS':>6} {'decoded':>8} {'bpp':>7}"
+    lines = [header, "-" * len(header)]
+    fmt = lambda v, spec: format(v, spec) if v is not None else "—".rjust(len(format(0.0, spec)))  # noqa: E731
+    for r in summary:
+        lines.append(f"{r['scheme'][:28]:<28} {r['snr_db']:>7g} {r['n']:>4} {fmt(r['psnr'], '8.2f')} {fmt(r['psnr_ci95'], '6.2f')} "
+                     f"{fmt(r['ms_ssim'], '8.4f')} {fmt(r['lpips'], '6.3f')} {fmt(r['decoded_rate'], '8.0%')} {fmt(r['bpp'], '7.4f')}")
+    for scheme in dict.fromkeys(r["scheme"] for r in summary):
+        snr = cliff_snr(summary, scheme)
+        lines.append(f"cliff of {scheme}: " + (f"decoded in ≥ 50 % of the points from {snr:g} dB up" if snr is not None else "never decoded in ≥ 50 % of the points"))
+    return "\n".join(lines)
+
+
+def _check_fingerprint(out: Path, scenario: Scenario) -> None:
+    """A resumed run must have been made with the same seed, channel, bandwidth, schemes, metrics."""
+    import json
+
+    previous = out / "scenario.json"
+    if not previous.exists():
+        return
+    stored = json.loads(previous.read_text())
+    current = json.loads(json.dumps(scenario.fingerprint(), default=str))
+    changed = [key for key in current if stored.get(key) != current[key]]
+    if changed:
+        raise ConfigError("output", str(out), f"an empty folder or one from the same scenario (its {', '.join(changed)} differ); use another --out")
+
+
+def _save_png(path: Path, image: torch.Tensor) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    Image.fromarray(to_uint8(image)).save(tmp)
+    tmp.replace(path)

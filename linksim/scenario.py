@@ -1,0 +1,232 @@
+"""Scenarios: one experiment as a validated YAML file.
+
+A scenario file (see ``scenarios/cliff.yaml``) names the images, the channel, the SNR grid,
+the trials, the bandwidth (cpp or BCR), the schemes, the metrics, the seed and the output
+folder. :func:`load_scenario` validates all of it up front — every error names the field,
+the value and what is allowed — so a bad file fails before anything is computed or
+written. :mod:`linksim.runner` sweeps a validated scenario.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from linksim.errors import ConfigError
+
+SCHEME_TYPES = ("separate", "capacity")
+METRICS = ("psnr", "ms_ssim", "lpips")
+TOP_LEVEL_KEYS = {"name", "description", "seed", "images", "limit", "channel", "snr_db", "trials",
+                  "bandwidth", "schemes", "metrics", "grid", "output", "cache_dir"}
+
+
+@dataclass
+class Scenario:
+    """A validated scenario. ``schemes`` are plain dicts, checked; objects are built by the runner."""
+
+    name: str
+    seed: int
+    images: Any
+    limit: int | None
+    channel: dict
+    snr_db: list[float]
+    trials: int
+    bandwidth: dict
+    schemes: list[dict]
+    metrics: list[str]
+    grid: dict
+    output: Path
+    cache_dir: Path | None
+    description: str = ""
+    source: Path | None = None
+    raw: dict = field(default_factory=dict)
+
+    def fingerprint(self) -> dict:
+        """What determines the numbers of a row: a resumed run must match it."""
+        return {"seed": self.seed, "channel": self.channel, "bandwidth": self.bandwidth,
+                "schemes": self.schemes, "metrics": self.metrics}
+
+
+# ----------------------------------------------------------------------------- validation
+
+def _number(value, field: str, *, low=None, high=None, low_open=False, integer=False) -> float:
+    """A finite number (fractions like "1/16" allowed) within bounds, else ConfigError."""
+    allowed = "an integer" if integer else "a number"
+    if low is not None or high is not None:
+        lo = "" if low is None else (f"> {low}" if low_open else f"≥ {low}")
+        hi = "" if high is None else f"≤ {high}"
+        allowed += " " + " and ".join(x for x in (lo, hi) if x)
+    if isinstance(value, bool):
+        raise ConfigError(field, value, allowed)
+    try:
+        number = float(Fraction(value)) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise ConfigError(field, value, allowed) from None
+    if not math.isfinite(number) or (integer and number != int(number)):
+        raise ConfigError(field, value, allowed)
+    if low is not None and (number <= low if low_open else number < low):
+        raise ConfigError(field, value, allowed)
+    if high is not None and number > high:
+        raise ConfigError(field, value, allowed)
+    return int(number) if integer else number
+
+
+def _snr_grid(value) -> list[float]:
+    allowed = "a non-empty list of numbers in dB, or {start, stop, step} with step > 0"
+    if isinstance(value, dict):
+        unknown = set(value) - {"start", "stop", "step"}
+        if unknown or not {"start", "stop"} <= set(value):
+            raise ConfigError("snr_db", value, allowed)
+        start = _number(value["start"], "snr_db.start")
+        stop = _number(value["stop"], "snr_db.stop")
+        step = _number(value.get("step", 1), "snr_db.step", low=0, low_open=True)
+        if stop < start:
+            raise ConfigError("snr_db.stop", stop, f"≥ snr_db.start ({start})")
+        count = int(math.floor((stop - start) / step + 1e-9)) + 1
+        return [round(start + i * step, 9) for i in range(count)]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise ConfigError("snr_db", value, allowed)
+    grid = [_number(v, f"snr_db[{i}]", low=-50, high=60) for i, v in enumerate(value)]
+    if len(set(grid)) != len(grid):
+        raise ConfigError("snr_db", value, "distinct values")
+    return grid
+
+
+def _bandwidth(value) -> dict:
+    allowed = "{cpp: value in (0, 3]} or {bcr: value in (0, 1]} (fractions like 1/16 allowed)"
+    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in ("cpp", "bcr"):
+        raise ConfigError("bandwidth", value, allowed)
+    key, raw = next(iter(value.items()))
+    high = 3 if key == "cpp" else 1
+    return {key: _number(raw, f"bandwidth.{key}", low=0, low_open=True, high=high)}
+
+
+def _channel(value) -> dict:
+    from linksim.channel import make_channel
+
+    spec = {"type": value} if isinstance(value, str) else value
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise ConfigError("channel", value, "'awgn', 'rayleigh-block', 'rayleigh-fast' or {type: ..., block_length: N}")
+    make_channel(spec)  # raises ConfigError naming the field on a bad type or option
+    return dict(spec)
+
+
+def _scheme(value, index: int) -> dict:
+    from linksim.digital.codecs import make_codec
+    from linksim.digital.ldpc import get_code
+    from linksim.digital.modulation import make_modulation
+    from linksim.digital.source import validate_downscale
+
+    where = f"schemes[{index}]"
+    if not isinstance(value, dict):
+        raise ConfigError(where, value, "a mapping with at least 'name' and 'type'")
+    kind = value.get("type")
+    if kind not in SCHEME_TYPES:
+        raise ConfigError(f"{where}.type", kind, f"one of {list(SCHEME_TYPES)}")
+    name = value.get("name", kind)
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}.name", name, "a non-empty string")
+    allowed_keys = {"name", "type", "codec", "downscale", "failure_fill"} | ({"mcs", "decoder"} if kind == "separate" else set())
+    unknown = sorted(set(value) - allowed_keys)
+    if unknown:
+        raise ConfigError(f"{where}", unknown[0], f"keys among {sorted(allowed_keys)}")
+
+    codec = value.get("codec", {"name": "bpg"})
+    codec = {"name": codec} if isinstance(codec, str) else codec
+    if not isinstance(codec, dict) or "name" not in codec:
+        raise ConfigError(f"{where}.codec", codec, "a codec name ('bpg', 'jpeg') or {name: bpg, chroma: '420'}")
+    make_codec(codec["name"], **{k: v for k, v in codec.items() if k != "name"})
+    scheme = {"name": name.strip(), "type": kind, "codec": dict(codec),
+              "downscale": validate_downscale(value.get("downscale", [1]), f"{where}.downscale"),
+              "failure_fill": _number(value.get("failure_fill", 0.5), f"{where}.failure_fill", low=0, high=1)}
+    if kind == "separate":
+        mcs = value.get("mcs")
+        mcs = [mcs] if isinstance(mcs, dict) else mcs
+        if not isinstance(mcs, list) or not mcs:
+            raise ConfigError(f"{where}.mcs", mcs, "{code: wifi-1944-1/2, modulation: bpsk} or a non-empty list of them")
+        for j, entry in enumerate(mcs):
+            if not isinstance(entry, dict) or set(entry) != {"code", "modulation"}:
+                raise ConfigError(f"{where}.mcs[{j}]", entry, "{code: NAME, modulation: bpsk|qpsk|16qam}")
+            get_code(entry["code"])
+            make_modulation(entry["modulation"])
+        decoder = {"backend": "sionna", "iterations": 20, **(value.get("decoder") or {})}
+        if set(decoder) - {"backend", "iterations"}:
+            raise ConfigError(f"{where}.decoder", value.get("decoder"), "{backend: sionna|pyldpc, iterations: N}")
+        decoder["iterations"] = _number(decoder["iterations"], f"{where}.decoder.iterations", low=1, high=1000, integer=True)
+        scheme.update(mcs=[dict(e) for e in mcs], decoder=decoder)
+        if len(mcs) > 1:  # link adaptation needs a threshold for every candidate: check now, not mid-sweep
+            from linksim.digital.mcs import MCS
+
+            for entry in mcs:
+                MCS(entry["code"], entry["modulation"]).threshold_snr_db()
+    return scheme
+
+
+def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
+    """Validate a scenario mapping (as loaded from YAML) into a :class:`Scenario`."""
+    if not isinstance(raw, dict):
+        raise ConfigError("scenario", type(raw).__name__, "a YAML mapping of scenario fields")
+    unknown = sorted(set(raw) - TOP_LEVEL_KEYS)
+    if unknown:
+        raise ConfigError("scenario", unknown[0], f"fields among {sorted(TOP_LEVEL_KEYS)}")
+    name = raw.get("name") or (source.stem if source else "scenario")
+    schemes = raw.get("schemes")
+    if not isinstance(schemes, list) or not schemes:
+        raise ConfigError("schemes", schemes, "a non-empty list of schemes")
+    parsed = [_scheme(s, i) for i, s in enumerate(schemes)]
+    names = [s["name"] for s in parsed]
+    if len(set(names)) != len(names):
+        raise ConfigError("schemes", names, "distinct scheme names")
+    metrics = raw.get("metrics", ["psnr", "ms_ssim", "lpips"])
+    if not isinstance(metrics, list) or not metrics or any(m not in METRICS for m in metrics):
+        raise ConfigError("metrics", metrics, f"a non-empty list from {list(METRICS)}")
+    limit = raw.get("limit")
+    if limit is not None:
+        limit = _number(limit, "limit", low=1, integer=True)
+    snr_grid = _snr_grid(raw.get("snr_db"))
+    grid = raw.get("grid") or {}
+    if not isinstance(grid, dict) or set(grid) - {"snr_db", "images"}:
+        raise ConfigError("grid", grid, "{snr_db: [three SNRs of the grid], images: N}")
+    grid_snrs = grid.get("snr_db") or [snr_grid[0], snr_grid[len(snr_grid) // 2], snr_grid[-1]]
+    grid_snrs = [_number(v, f"grid.snr_db[{i}]") for i, v in enumerate(grid_snrs)]
+    missing = [v for v in grid_snrs if v not in snr_grid]
+    if missing:
+        raise ConfigError("grid.snr_db", missing, f"values of snr_db {snr_grid}")
+    cache_dir = raw.get("cache_dir")
+    return Scenario(
+        name=str(name),
+        description=str(raw.get("description", "")),
+        seed=_number(raw.get("seed", 0), "seed", low=0, integer=True),
+        images=raw.get("images", "samples"),
+        limit=limit,
+        channel=_channel(raw.get("channel", "awgn")),
+        snr_db=snr_grid,
+        trials=_number(raw.get("trials", 1), "trials", low=1, high=100000, integer=True),
+        bandwidth=_bandwidth(raw.get("bandwidth")),
+        schemes=parsed,
+        metrics=list(metrics),
+        grid={"snr_db": grid_snrs, "images": _number(grid.get("images", 3), "grid.images", low=1, integer=True)},
+        output=Path(raw.get("output") or Path("runs") / str(name)),
+        cache_dir=Path(cache_dir) if cache_dir else None,
+        source=source,
+        raw=raw,
+    )
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a YAML scenario file (``yaml.safe_load``: no arbitrary objects)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("scenario", str(path), "an existing YAML file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError("scenario", str(path), f"valid YAML ({str(error).splitlines()[0]})") from None
+    return parse_scenario(raw, source=path)

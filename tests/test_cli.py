@@ -1,0 +1,118 @@
+"""The command line end to end: a tiny sweep, determinism, resume, and clean failures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from linksim.cli import main
+from linksim.results import COLUMNS, read_results
+
+
+def write_scenario(tmp_path: Path, folder: Path, **changes) -> Path:
+    scenario = {
+        "name": "tiny",
+        "seed": 7,
+        "images": str(folder),
+        "channel": "awgn",
+        "snr_db": [-6, 0, 6],
+        "trials": 2,
+        "bandwidth": {"cpp": 1},
+        "schemes": [
+            {"name": "BPG + LDPC 1/2", "type": "separate", "codec": {"name": "bpg", "chroma": "420"},
+             "mcs": {"code": "wifi-648-1/2", "modulation": "qpsk"}, "decoder": {"iterations": 10}},
+            {"name": "BPG + capacity", "type": "capacity", "codec": {"name": "bpg", "chroma": "420"}},
+        ],
+        "metrics": ["psnr", "ms_ssim", "lpips"],
+        "grid": {"snr_db": [-6, 6], "images": 1},
+        "output": str(tmp_path / "default-out"),
+    }
+    scenario.update(changes)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    return path
+
+
+@pytest.fixture()
+def image_folder(tmp_path, photo):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(photo[:64, :96]).save(folder / "crop.png")
+    return folder
+
+
+def test_run_writes_results_plots_and_is_reproducible(tmp_path, image_folder, capsys):
+    scenario = write_scenario(tmp_path, image_folder)
+    assert main(["run", str(scenario), "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    assert main(["run", str(scenario), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    a, b = (tmp_path / d / "results.csv" for d in "ab")
+    assert a.read_bytes() == b.read_bytes()  # same scenario and seed → identical results.csv
+    rows = read_results(a)
+    assert len(rows) == 2 * 3 * 2
+    assert list(rows[0]) == COLUMNS
+    for name in ("summary.csv", "psnr_vs_snr.png", "grid.png", "scenario.json"):
+        assert (tmp_path / "a" / name).exists(), name
+    capacity_psnr = {r["snr_db"]: r["psnr"] for r in rows if r["scheme"] == "BPG + capacity"}
+    assert capacity_psnr[6.0] > capacity_psnr[-6.0]
+    assert all(r["lpips"] is None or 0 <= r["lpips"] <= 1 for r in rows)
+    assert "cliff of BPG + LDPC 1/2" in capsys.readouterr().out
+
+
+def test_rerun_skips_points_already_written(tmp_path, image_folder, capsys):
+    scenario = write_scenario(tmp_path, image_folder)
+    out = tmp_path / "resume"
+    assert main(["run", str(scenario), "--out", str(out), "--quiet"]) == 0
+    before = (out / "results.csv").read_bytes()
+    capsys.readouterr()
+    assert main(["run", str(scenario), "--out", str(out), "--quiet"]) == 0
+    assert "0 point(s) computed, 12 already" in capsys.readouterr().out
+    assert (out / "results.csv").read_bytes() == before
+
+
+def test_resume_refuses_a_changed_scenario(tmp_path, image_folder, capsys):
+    out = tmp_path / "changed"
+    assert main(["run", str(write_scenario(tmp_path, image_folder)), "--out", str(out), "--quiet"]) == 0
+    assert main(["run", str(write_scenario(tmp_path, image_folder, seed=8)), "--out", str(out), "--quiet"]) == 2
+    assert "seed" in capsys.readouterr().err
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "linksim.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"snr_db": []}, "snr_db"),
+        ({"bandwidth": {"bcr": 2}}, "bandwidth.bcr"),
+        ({"schemes": [{"name": "x", "type": "analog-magic"}]}, "schemes[0].type"),
+        ({"images": "/nonexistent/folder"}, "/nonexistent/folder"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, image_folder, change, field):
+    out = tmp_path / "never"
+    result = run_cli("run", str(write_scenario(tmp_path, image_folder, **change)), "--out", str(out), "--quiet")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and field in lines[0], result.stderr
+    assert not out.exists()
+
+
+def test_corrupt_image_is_refused_before_any_output(tmp_path, image_folder):
+    (image_folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    out = tmp_path / "never"
+    result = run_cli("run", str(write_scenario(tmp_path, image_folder)), "--out", str(out), "--quiet")
+    assert result.returncode == 2 and "broken.png" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_missing_scenario_file(tmp_path):
+    result = run_cli("run", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2 and "nope.yaml" in result.stderr

@@ -1,0 +1,101 @@
+"""Scenario validation: every bad field gets a one-line error naming field, value and what is allowed."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from linksim.errors import ConfigError
+from linksim.scenario import load_scenario, parse_scenario
+
+BASE = {
+    "name": "t",
+    "seed": 1,
+    "images": "samples",
+    "channel": "awgn",
+    "snr_db": {"start": -2, "stop": 2, "step": 1},
+    "trials": 1,
+    "bandwidth": {"cpp": "1/16"},
+    "schemes": [
+        {"name": "ldpc", "type": "separate", "codec": {"name": "bpg", "chroma": "420"},
+         "mcs": {"code": "wifi-648-1/2", "modulation": "bpsk"}},
+        {"name": "cap", "type": "capacity", "codec": "bpg"},
+    ],
+    "metrics": ["psnr"],
+}
+
+
+def with_change(path: str, value):
+    raw = copy.deepcopy(BASE)
+    target = raw
+    keys = path.split(".")
+    for key in keys[:-1]:
+        target = target[int(key)] if isinstance(target, list) else target[key]
+    last = keys[-1]
+    if isinstance(target, list):
+        target[int(last)] = value
+    else:
+        target[last] = value
+    return raw
+
+
+def test_valid_scenario_parses_with_units():
+    scenario = parse_scenario(BASE)
+    assert scenario.snr_db == [-2.0, -1.0, 0.0, 1.0, 2.0]
+    assert scenario.bandwidth == {"cpp": 1 / 16}
+    assert [s["type"] for s in scenario.schemes] == ["separate", "capacity"]
+    assert scenario.schemes[0]["decoder"] == {"backend": "sionna", "iterations": 20}
+
+
+@pytest.mark.parametrize(
+    "path, value, field",
+    [
+        ("schemes.0.type", "quantum", "schemes[0].type"),
+        ("schemes.0.mcs", {"code": "wifi-1000-1/2", "modulation": "bpsk"}, "code"),
+        ("schemes.0.mcs", {"code": "wifi-648-1/2", "modulation": "64qam"}, "modulation"),
+        ("snr_db", [], "snr_db"),
+        ("snr_db", ["high", 3], "snr_db[0]"),
+        ("snr_db", "loud", "snr_db"),
+        ("snr_db", {"start": 5, "stop": 1}, "snr_db.stop"),
+        ("bandwidth", {"bcr": 0}, "bandwidth.bcr"),
+        ("bandwidth", {"bcr": 1.5}, "bandwidth.bcr"),
+        ("bandwidth", {"bcr": -0.1}, "bandwidth.bcr"),
+        ("bandwidth", {"cpp": 1, "bcr": 0.1}, "bandwidth"),
+        ("channel", "martian", "channel"),
+        ("trials", 0, "trials"),
+        ("metrics", ["psnr", "fid"], "metrics"),
+        ("schemes", [], "schemes"),
+        ("schemes.0.codec", {"name": "webp"}, "codec"),
+    ],
+)
+def test_bad_fields_name_field_value_and_allowed(path, value, field):
+    with pytest.raises(ConfigError) as caught:
+        parse_scenario(with_change(path, value))
+    message = str(caught.value)
+    assert field in message
+    assert "expected" in message
+    assert "\n" not in message
+
+
+def test_unknown_top_level_key_is_rejected():
+    raw = dict(BASE, snr=[1, 2])
+    with pytest.raises(ConfigError, match="snr"):
+        parse_scenario(raw)
+
+
+def test_yaml_loads_safely(tmp_path):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("name: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="valid YAML"):
+        load_scenario(evil)
+
+
+def test_shipped_scenarios_are_valid():
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).resolve().parents[1].joinpath("scenarios").glob("*.yaml")):
+        scenario = load_scenario(path)
+        assert scenario.schemes, path
+        yaml.safe_load(path.read_text())
