@@ -289,7 +289,7 @@ def to_tensor(items: Sequence[ImageItem | np.ndarray]):
     arrays = [it.pixels if isinstance(it, ImageItem) else np.asarray(it) for it in items]
     if not arrays:
         raise ConfigError("images", [], "a non-empty list of images")
-    ts = [torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float().div_(255.0) for a in arrays]
+    ts = [torch.from_numpy(np.array(a, dtype=np.float32)).permute(2, 0, 1).div_(255.0) for a in arrays]  # copies: inputs may be read-only
     if len({tuple(t.shape) for t in ts}) == 1:
         return torch.stack(ts)
     return [t.unsqueeze(0) for t in ts]

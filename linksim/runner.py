@@ -22,10 +22,10 @@ from tqdm.auto import tqdm
 
 from linksim import units
 from linksim.channel import make_channel
-from linksim.data import load_images
+from linksim.data import load_images, to_tensor, to_uint8
 from linksim.digital.capacity import CapacityScheme
 from linksim.digital.mcs import MCS
-from linksim.digital.separate import LadderCache, SeparateScheme, SourceCodedScheme, from_uint8 as _to_tensor, to_uint8
+from linksim.digital.separate import LadderCache, SeparateScheme, SourceCodedScheme
 from linksim.errors import ConfigError
 from linksim.link import Bandwidth, Scheme
 from linksim.metrics import MetricSuite
@@ -95,7 +95,7 @@ def run_scenario(scenario: Scenario, *, images=None, limit: int | None = None, o
     for item in tqdm(items, desc="codec tables", unit="img", disable=not progress or not coded):
         Bandwidth(**scenario.bandwidth).channel_uses(*item.pixels.shape[:2])
         for scheme in coded.values():
-            scheme.ladder(_to_tensor(item.pixels))
+            scheme.ladder(to_tensor([item.pixels])[0])
 
     out = Path(out or scenario.output)
     _check_fingerprint(out, scenario)
@@ -109,7 +109,7 @@ def run_scenario(scenario: Scenario, *, images=None, limit: int | None = None, o
     computed = skipped = 0
     bar = tqdm(total=total, desc=scenario.name, unit="pt", disable=not progress, dynamic_ncols=True)
     for item in items:
-        x = _to_tensor(item.pixels).unsqueeze(0)
+        x = to_tensor([item.pixels])
         height, width = item.pixels.shape[:2]
         for scheme in schemes:
             for snr in scenario.snr_db:

@@ -11,7 +11,7 @@ from linksim import units
 from linksim.channel import make_channel
 from linksim.digital.capacity import CapacityScheme
 from linksim.digital.mcs import MCS
-from linksim.digital.separate import LadderCache, SeparateScheme, from_uint8
+from linksim.digital.separate import LadderCache, SeparateScheme, image_tensor
 from linksim.link import Bandwidth
 from linksim.metrics import psnr
 from linksim.seeding import point_generator
@@ -27,7 +27,7 @@ def ladders(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def image(photo):
-    return from_uint8(photo).unsqueeze(0)  # [1, 3, 128, 192]
+    return image_tensor(photo).unsqueeze(0)  # [1, 3, 128, 192]
 
 
 def separate(ladders, code="wifi-1944-1/2", modulation="bpsk", cpp=1.0, fill=0.5):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from linksim.digital.separate import SourceCodedScheme, from_uint8
+from linksim.digital.separate import SourceCodedScheme, image_tensor
 from linksim.units import capacity_bits
 
 
@@ -29,5 +29,5 @@ class CapacityScheme(SourceCodedScheme):
         if rung is None:
             return dict(x_hat=self.failed(image), bits=0, decoded=False, **report)
         report.update(codec_quality=rung.point.quality, codec_scale=rung.scale, codec_psnr=rung.psnr_db)
-        x_hat = from_uint8(ladder.reconstruction(rung))
+        x_hat = image_tensor(ladder.reconstruction(rung))
         return dict(x_hat=x_hat, bits=rung.payload_bits, decoded=True, **report)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from linksim.channel import equalize
+from linksim.data import to_tensor, to_uint8
 from linksim.digital.ldpc import LDPCDecoder
 from linksim.digital.mcs import MCS, select_mcs
 from linksim.digital.source import SourceLadder
@@ -51,14 +52,9 @@ class LadderCache:
         return self._ladders[key]
 
 
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """float [3, H, W] in [0, 1] → uint8 [H, W, 3] (exact for images loaded from 8-bit files)."""
-    return (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
-def from_uint8(image: np.ndarray) -> torch.Tensor:
+def image_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 [H, W, 3] → float32 [3, H, W] in [0, 1]."""
-    return torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1) / 255.0
+    return to_tensor([image])[0]
 
 
 class SourceCodedScheme(Scheme):
@@ -138,7 +134,7 @@ class SeparateScheme(SourceCodedScheme):
         codeword_errors = int((info_hat != info).any(dim=1).sum())
 
         decoded = codeword_errors == 0
-        x_hat = from_uint8(ladder.reconstruction(rung)) if decoded else self.failed(image)
+        x_hat = image_tensor(ladder.reconstruction(rung)) if decoded else self.failed(image)
         report.update(codec_quality=rung.point.quality, codec_scale=rung.scale, codec_psnr=rung.psnr_db,
                       codewords=n_codewords, codeword_errors=codeword_errors, channel_uses_used=symbols.shape[1])
         return dict(x_hat=x_hat, bits=int(payload.size), decoded=decoded, **report)
