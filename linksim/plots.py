@@ -50,8 +50,11 @@ def psnr_vs_snr(summary: list[dict], path: Path, title: str = "") -> Path:
     return path
 
 
-def image_grid(item, schemes: list[str], snrs: list[float], images_dir: Path, path: Path, slug) -> Path | None:
+def image_grid(item, schemes: list[str], snrs: list[float], images_dir: Path, path: Path, slug,
+               captions: dict[tuple[str, float], str] | None = None) -> Path | None:
     """One row per scheme, one column per SNR (trial 0), with the original on the left.
+
+    ``captions[(scheme, snr)]`` (e.g. ``"24.4 dB"`` or ``"lost"``) is printed under each cell.
 
     Reads the receiver outputs saved by the runner under ``images_dir/<scheme>/<image>__snr±X.png``;
     missing cells (e.g. a grid SNR added after the run) are left blank.
@@ -72,6 +75,8 @@ def image_grid(item, schemes: list[str], snrs: list[float], images_dir: Path, pa
             file = Path(images_dir) / slug(scheme) / f"{slug(item.id)}__snr{float(snr):+g}.png"
             if file.exists():
                 axes[r, c].imshow(np.asarray(Image.open(file)))
+            if captions and (scheme, float(snr)) in captions:
+                axes[r, c].set_xlabel(captions[(scheme, float(snr))], fontsize=8)
             if r == 0:
                 axes[r, c].set_title(f"SNR {snr:+g} dB", fontsize=8)
     for ax in axes.ravel():

@@ -137,7 +137,8 @@ def run_scenario(scenario: Scenario, *, images=None, limit: int | None = None, o
                     store.append(rows)
     bar.close()
 
-    summary = summarize(read_results(store.path))
+    rows = read_results(store.path)
+    summary = summarize(rows)
     write_csv(out / "summary.csv", summary)
     if plots:
         from linksim import plots as plotting
@@ -146,7 +147,8 @@ def run_scenario(scenario: Scenario, *, images=None, limit: int | None = None, o
         plotting.psnr_vs_snr(summary, out / "psnr_vs_snr.png", title=title)
         for index, item in enumerate([i for i in items if i.id in grid_images]):
             path = out / ("grid.png" if index == 0 else f"grid_{slug(item.id)}.png")
-            plotting.image_grid(item, [s.name for s in schemes], scenario.grid["snr_db"], out / "images", path, slug)
+            captions = {(r["scheme"], r["snr_db"]): _caption(r) for r in rows if r["image"] == item.id and r["trial"] == 0}
+            plotting.image_grid(item, [s.name for s in schemes], scenario.grid["snr_db"], out / "images", path, slug, captions)
     return RunResult(out=out, summary=summary, computed=computed, skipped=skipped)
 
 
@@ -162,6 +164,13 @@ def format_summary(summary: list[dict]) -> str:
         snr = cliff_snr(summary, scheme)
         lines.append(f"cliff of {scheme}: " + (f"decoded in ≥ 50 % of the points from {snr:g} dB up" if snr is not None else "never decoded in ≥ 50 % of the points"))
     return "\n".join(lines)
+
+
+def _caption(row: dict) -> str:
+    """Under a grid cell: the PSNR when the image arrived, else why not."""
+    if row["decoded"] and row["psnr"] is not None:
+        return f"{row['psnr']:.1f} dB"
+    return "did not fit the budget" if row["fits"] is False else "lost (decoding failed)"
 
 
 def _check_fingerprint(out: Path, scenario: Scenario) -> None:

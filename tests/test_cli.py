@@ -113,6 +113,16 @@ def test_corrupt_image_is_refused_before_any_output(tmp_path, image_folder):
     assert not out.exists()
 
 
+def test_image_too_small_for_the_bandwidth_is_refused(tmp_path):
+    folder = tmp_path / "tiny-imgs"
+    folder.mkdir()
+    Image.fromarray(np.zeros((3, 3, 3), np.uint8)).save(folder / "dot.png")
+    out = tmp_path / "never"
+    result = run_cli("run", str(write_scenario(tmp_path, folder, bandwidth={"cpp": "1/16"})), "--out", str(out), "--quiet")
+    assert result.returncode == 2 and "cpp" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
 def test_missing_scenario_file(tmp_path):
     result = run_cli("run", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2 and "nope.yaml" in result.stderr
