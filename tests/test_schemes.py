@@ -3,7 +3,6 @@ sits where the published LDPC waterfall says, the failure rule is the documented
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 

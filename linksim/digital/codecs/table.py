@@ -291,7 +291,6 @@ def _load(path: Path, codec: Codec, digest: str) -> list[CodecPoint] | None:
         with np.load(path, allow_pickle=False) as z:
             if str(z["digest"]) != digest or str(z["codec_key"]) != codec.key:
                 return None
-            shape = tuple(int(v) for v in z["shape"])
             blob = z["payload_blob"].tobytes()
             ends = np.cumsum(z["payload_lens"])
             starts = ends - z["payload_lens"]
