@@ -156,7 +156,7 @@ def test_bad_backend_and_options():
         LDPCDecoder(get_code("nr-100-200"), backend="pyldpc")
 
 
-@pytest.mark.parametrize("backend", ["sionna", "pyldpc"])
+@pytest.mark.parametrize("backend", ["numba", "sionna", "pyldpc"])
 def test_bad_llr(backend):
     code = get_code("wifi-648-1/2")
     dec = LDPCDecoder(code, backend=backend)

@@ -58,7 +58,7 @@ def simulate_fer(code: LDPCCode, ebno_db: float, frames: int, generator: torch.G
     :param frames: Number of codewords to simulate (>= 1).
     :param generator: `torch.Generator` (CPU).
     :param iterations: BP iterations.
-    :param backend: Decoder backend (``"sionna"`` or ``"pyldpc"``).
+    :param backend: Decoder backend (``"sionna"``, ``"numba"`` or ``"pyldpc"``).
     :param check_update: Check-node rule (see :class:`LDPCDecoder`).
     :param batch_size: Codewords decoded per call.
     :param decoder: Reuse this decoder instead of building one (then ``iterations``,
@@ -113,7 +113,7 @@ def measure_fer_threshold(code: LDPCCode, start_db: float, step_db: float = 0.2,
                           target_fer: float = 1e-2, max_errors: int = 100, max_frames: int = 10000,
                           seed: int = 0, iterations: int = 20, check_update: str = "boxplus-phi",
                           batch_size: int = 200, max_points: int = 8,
-                          log=None) -> tuple[float, list[dict]]:
+                          log=None, backend: str = "sionna", **decoder_options) -> tuple[float, list[dict]]:
     """Walk an Eb/N0 grid until the FER brackets ``target_fer``, then interpolate.
 
     Each point runs batches until ``max_errors`` frame errors or ``max_frames`` frames.
@@ -121,12 +121,16 @@ def measure_fer_threshold(code: LDPCCode, start_db: float, step_db: float = 0.2,
     down (FER at or below target) until one point lies on each side. Point ``i`` uses
     ``torch.Generator().manual_seed(seed * 1000 + i)``.
 
+    ``backend``, ``check_update`` (`None`: the backend's default) and ``decoder_options``
+    go to :class:`LDPCDecoder` (the shipped table was measured with Sionna's flooding
+    sum-product, the default here).
+
     :output ebno_db: Interpolated Eb/N0 at ``target_fer`` (see :func:`ebno_at_fer`).
     :output points: One dict per measured point: ebno_db, errors, frames, fer, seconds.
     """
     import time
 
-    dec = LDPCDecoder(code, iterations=iterations, check_update=check_update)
+    dec = LDPCDecoder(code, backend=backend, iterations=iterations, check_update=check_update, **decoder_options)
     points: list[dict] = []
     x = start_db
     for i in range(max_points):
