@@ -156,10 +156,21 @@ def _scheme(value, index: int) -> dict:
                 raise ConfigError(f"{where}.mcs[{j}]", entry, "{code: NAME, modulation: bpsk|qpsk|16qam}")
             get_code(entry["code"])
             make_modulation(entry["modulation"])
-        decoder = {"backend": "sionna", "iterations": 20, **(value.get("decoder") or {})}
-        if set(decoder) - {"backend", "iterations"}:
-            raise ConfigError(f"{where}.decoder", value.get("decoder"), "{backend: sionna|pyldpc, iterations: N}")
+        # default backend: numba (fast CPU BP) when every code has a parity-check matrix
+        # (802.11n), else sionna (5G NR rate matching lives in Sionna)
+        from linksim.digital.ldpc.decoder import default_backend, validate_decoder_options
+
+        backend = "numba" if all(default_backend(get_code(e["code"])) == "numba" for e in mcs) else "sionna"
+        given = value.get("decoder") or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"{where}.decoder", given, "{backend: numba|sionna|pyldpc, iterations: N, ...}")
+        decoder = {"backend": backend, "iterations": 20, **given}
         decoder["iterations"] = _number(decoder["iterations"], f"{where}.decoder.iterations", low=1, high=1000, integer=True)
+        validate_decoder_options(**decoder, field=f"{where}.decoder")
+        if decoder["backend"] == "numba":
+            for entry in mcs:
+                if get_code(entry["code"]).H is None:
+                    raise ConfigError(f"{where}.decoder.backend", "numba", f"sionna for code {entry['code']} (5G NR)")
         scheme.update(mcs=[dict(e) for e in mcs], decoder=decoder)
         if len(mcs) > 1:  # link adaptation needs a threshold for every candidate: check now, not mid-sweep
             from linksim.digital.mcs import MCS

@@ -46,7 +46,7 @@ def test_valid_scenario_parses_with_units():
     assert scenario.snr_db == [-2.0, -1.0, 0.0, 1.0, 2.0]
     assert scenario.bandwidth == {"cpp": 1 / 16}
     assert [s["type"] for s in scenario.schemes] == ["separate", "capacity"]
-    assert scenario.schemes[0]["decoder"] == {"backend": "sionna", "iterations": 20}
+    assert scenario.schemes[0]["decoder"] == {"backend": "numba", "iterations": 20}   # the default for 802.11n codes
 
 
 @pytest.mark.parametrize(

@@ -92,7 +92,9 @@ class SeparateScheme(SourceCodedScheme):
     mcs : list[MCS]
         One MCS, or several for link adaptation.
     decoder : dict
-        ``backend`` (``"sionna"`` | ``"pyldpc"``) and ``iterations`` for :class:`~linksim.digital.ldpc.LDPCDecoder`.
+        Options of :class:`~linksim.digital.ldpc.LDPCDecoder`: ``backend`` (``"numba"``, the default
+        for 802.11n codes, | ``"sionna"`` | ``"pyldpc"``), ``iterations``, and optionally
+        ``check_update``, ``schedule``, ``normalization``, ``offset``, ``threads``.
     """
 
     kind = "separate"
