@@ -24,10 +24,9 @@ class CapacityScheme(SourceCodedScheme):
         budget = math.floor(capacity_bits(k, snr_db))
         ladder = self.ladder(image)
         rung = ladder.best_fitting(budget)
-        report = dict(mcs="capacity", budget_bits=budget, codec_quality=None, codec_scale=None, codec_psnr=None,
-                      codewords=0, codeword_errors=0, channel_uses_used=k, fits=rung is not None)
+        report = dict(mcs="capacity", budget_bits=budget, codewords=0, codeword_errors=0, channel_uses_used=k,
+                      **self.codec_report(rung))
         if rung is None:
             return dict(x_hat=self.failed(image), bits=0, decoded=False, **report)
-        report.update(codec_quality=rung.point.quality, codec_scale=rung.scale, codec_psnr=rung.psnr_db)
         x_hat = image_tensor(ladder.reconstruction(rung))
         return dict(x_hat=x_hat, bits=rung.payload_bits, decoded=True, **report)

@@ -83,6 +83,13 @@ class SourceCodedScheme(Scheme):
     def failed(self, image: torch.Tensor) -> torch.Tensor:
         return torch.full_like(image, self.failure_fill)
 
+    @staticmethod
+    def codec_report(rung) -> dict:
+        """The results columns describing the codec point sent (``fits=False`` when none fits)."""
+        if rung is None:
+            return dict(codec_quality=None, codec_scale=None, codec_psnr=None, fits=False)
+        return dict(codec_quality=rung.point.quality, codec_scale=rung.scale, codec_psnr=rung.psnr_db, fits=True)
+
 
 class SeparateScheme(SourceCodedScheme):
     """Codec + LDPC + modulation over the channel; the image is lost on any residual error.
@@ -117,8 +124,8 @@ class SeparateScheme(SourceCodedScheme):
         budget = (k * m // code.n) * code.k
         ladder = self.ladder(image)
         rung = ladder.best_fitting(budget)
-        report = dict(mcs=mcs.label, budget_bits=budget, codec_quality=None, codec_scale=None, codec_psnr=None,
-                      codewords=0, codeword_errors=0, channel_uses_used=0, fits=rung is not None)
+        report = dict(mcs=mcs.label, budget_bits=budget, codewords=0, codeword_errors=0, channel_uses_used=0,
+                      **self.codec_report(rung))
         if rung is None:
             return dict(x_hat=self.failed(image), bits=0, decoded=False, **report)
 
@@ -137,6 +144,5 @@ class SeparateScheme(SourceCodedScheme):
 
         decoded = codeword_errors == 0
         x_hat = image_tensor(ladder.reconstruction(rung)) if decoded else self.failed(image)
-        report.update(codec_quality=rung.point.quality, codec_scale=rung.scale, codec_psnr=rung.psnr_db,
-                      codewords=n_codewords, codeword_errors=codeword_errors, channel_uses_used=symbols.shape[1])
+        report.update(codewords=n_codewords, codeword_errors=codeword_errors, channel_uses_used=symbols.shape[1])
         return dict(x_hat=x_hat, bits=int(payload.size), decoded=decoded, **report)

@@ -14,7 +14,6 @@ practical codec still delivers a picture. "Best" is the highest PSNR against the
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,8 +58,8 @@ class SourceLadder:
         self.tables = {}
         for scale in downscale:
             small = image if scale == 1 else _resize(image, (max(1, width // scale), max(1, height // scale)))
-            key = hashlib.sha256(small.tobytes() + repr(small.shape).encode()).hexdigest()
-            self.tables[scale] = rate_quality_table(self.codec, small, key, cache_dir)
+            # the table is keyed by its pixels' digest; this name only makes cache files readable
+            self.tables[scale] = rate_quality_table(self.codec, small, f"{height}x{width}-down{scale}", cache_dir)
         self._psnr: dict[tuple[int, int], float] = {}
 
     def _upsample(self, decoded: np.ndarray) -> np.ndarray:
