@@ -58,6 +58,9 @@ def test_run_writes_results_plots_and_is_reproducible(tmp_path, image_folder, ca
     assert list(rows[0]) == COLUMNS
     for name in ("summary.csv", "psnr_vs_snr.png", "grid.png", "scenario.json"):
         assert (tmp_path / "a" / name).exists(), name
+    for r in rows:  # QPSK at R = 1/2 carries one information bit per complex use: Eb/N0 = SNR
+        assert (r["ebno_db"] is None) == (r["scheme"] == "BPG + capacity")
+        assert r["ebno_db"] is None or r["ebno_db"] == pytest.approx(r["snr_db"], abs=1e-6)
     capacity_psnr = {r["snr_db"]: r["psnr"] for r in rows if r["scheme"] == "BPG + capacity"}
     assert capacity_psnr[6.0] > capacity_psnr[-6.0]
     assert all(r["lpips"] is None or 0 <= r["lpips"] <= 1 for r in rows)

@@ -35,6 +35,7 @@ from linksim.digital.ldpc import LDPCDecoder
 from linksim.digital.mcs import MCS, select_mcs
 from linksim.digital.source import SourceLadder
 from linksim.link import Bandwidth, LinkOutput, Scheme
+from linksim.units import ebno_db
 
 
 class LadderCache:
@@ -124,7 +125,7 @@ class SeparateScheme(SourceCodedScheme):
         budget = (k * m // code.n) * code.k
         ladder = self.ladder(image)
         rung = ladder.best_fitting(budget)
-        report = dict(mcs=mcs.label, budget_bits=budget, codewords=0, codeword_errors=0, channel_uses_used=0,
+        report = dict(mcs=mcs.label, ebno_db=float(ebno_db(snr_db, m, code.rate)), budget_bits=budget, codewords=0, codeword_errors=0, channel_uses_used=0,
                       **self.codec_report(rung))
         if rung is None:
             return dict(x_hat=self.failed(image), bits=0, decoded=False, **report)
