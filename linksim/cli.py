@@ -37,6 +37,56 @@ def _codes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fraction(text: str) -> float:
+    from fractions import Fraction
+
+    try:
+        value = float(Fraction(text))
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"got {text!r} — expected a number or a fraction like 1/48") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"got {text!r} — expected a positive ratio")
+    return value
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The command that was run, as a shell line (``main(argv)`` called from Python included)."""
+    import shlex
+
+    return "linksim " + shlex.join(getattr(args, "argv", sys.argv[1:]))
+
+
+def _train_deepjscc(args: argparse.Namespace) -> int:
+    from linksim.jscc.training import TrainSettings, train_deepjscc
+
+    settings = TrainSettings(bcr=args.bcr, data=args.data, channel=args.channel, snr_range=tuple(args.snr_range),
+                             loss=args.loss, lpips_weight=args.lpips_weight, arch=args.arch, steps=args.steps,
+                             batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed, init=args.init,
+                             bf16=not args.float32, val_data=args.val_data or [], val_every=args.val_every,
+                             save_every=args.save_every, **({"widths": tuple(args.widths)} if args.widths else {}))
+    command = _command_line(args) if args.command_line is None else args.command_line
+    meta = train_deepjscc(settings, args.out, command=command, progress=not args.quiet, keep_state=args.keep_state)
+    print(f"{args.out}: step {meta['step']} of {settings.steps}, {meta['wall_seconds'] / 60:.1f} min")
+    return 0
+
+
+def _eval_deepjscc(args: argparse.Namespace) -> int:
+    from linksim.data import load_images
+    from linksim.jscc.training import evaluate, image_files, record_evaluation
+    from linksim.zoo import load_deepjscc
+
+    model = load_deepjscc(args.checkpoint)
+    items = load_images(image_files([args.data]), limit=args.limit)
+    channel = args.channel or model.config.channel
+    result = evaluate(model, items, args.snr, channel=channel, seed=args.seed, progress=not args.quiet)
+    for s, p in zip(result["snr_db"], result["psnr"]):
+        print(f"SNR {s:6.1f} dB   PSNR {p:6.2f} dB")
+    if args.record:
+        record_evaluation(args.checkpoint, result, args.record, channel, _command_line(args))
+        print(f"recorded in {args.checkpoint}/MODEL_CARD.md")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linksim", description="End-to-end wireless image link simulator.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -49,13 +99,54 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)
 
+    train = commands.add_parser("train", help="train a model").add_subparsers(dest="model", required=True)
+    tj = train.add_parser("deepjscc", help="train a DeepJSCC model (channel in the loop)")
+    tj.add_argument("--bcr", type=_fraction, required=True, help="bandwidth ratio ρ = k/(3HW), e.g. 1/48")
+    tj.add_argument("--channel", choices=["awgn", "rayleigh-block"], default="awgn")
+    tj.add_argument("--snr-range", type=float, nargs=2, default=[-5.0, 15.0], metavar=("LOW", "HIGH"))
+    tj.add_argument("--loss", choices=["mse", "mse+lpips"], default="mse")
+    tj.add_argument("--lpips-weight", type=float, default=0.1, help="λ of MSE + λ·LPIPS")
+    tj.add_argument("--arch", choices=["adaptive", "bourtsoulatze"], default="adaptive")
+    tj.add_argument("--data", nargs="+", required=True, help="training image folders (searched recursively)")
+    tj.add_argument("--val-data", nargs="+", help="validation image folders (PSNR per SNR)")
+    tj.add_argument("--steps", type=int, default=4000)
+    tj.add_argument("--batch", type=int, default=16)
+    tj.add_argument("--crop", type=int, default=128)
+    tj.add_argument("--lr", type=float, default=1e-3)
+    tj.add_argument("--seed", type=int, default=0)
+    tj.add_argument("--widths", type=int, nargs="+", help="hidden widths of the stride-2 stages (adaptive arch; "
+                    "default 48 64 96 128)")
+    tj.add_argument("--save-every", type=int, default=250, help="steps between resumable saves")
+    tj.add_argument("--init", help="warm start from this checkpoint (tensors whose names and shapes match)")
+    tj.add_argument("--float32", action="store_true", help="no bfloat16 autocast")
+    tj.add_argument("--val-every", type=int, default=1000)
+    tj.add_argument("--out", type=Path, required=True, help="output folder (rerun the command to resume)")
+    tj.add_argument("--keep-state", action="store_true", help="keep the optimizer state at the end")
+    tj.add_argument("--command-line", help=argparse.SUPPRESS)
+    tj.add_argument("--quiet", action="store_true")
+    tj.set_defaults(handler=_train_deepjscc)
+
+    ev = commands.add_parser("eval", help="evaluate a model").add_subparsers(dest="model", required=True)
+    ej = ev.add_parser("deepjscc", help="mean PSNR per SNR of a DeepJSCC checkpoint on full-size images")
+    ej.add_argument("checkpoint", help="checkpoint name or folder")
+    ej.add_argument("--data", required=True, help="image folder")
+    ej.add_argument("--snr", type=float, nargs="+", default=[-5, -3, -1, 0, 1, 3, 5, 7, 9, 11, 13, 15])
+    ej.add_argument("--channel", choices=["awgn", "rayleigh-block"], help="default: the one it was trained for")
+    ej.add_argument("--limit", type=int)
+    ej.add_argument("--seed", type=int, default=0)
+    ej.add_argument("--record", metavar="LABEL", help="write the table into the checkpoint's model card as LABEL")
+    ej.add_argument("--quiet", action="store_true")
+    ej.set_defaults(handler=_eval_deepjscc)
+
     codes = commands.add_parser("codes", help="list the LDPC codes linksim knows")
     codes.set_defaults(handler=_codes)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command as given (recorded in model cards), also when main() is called from Python
     try:
         return args.handler(args)
     except LinkSimError as error:
