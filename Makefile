@@ -1,5 +1,5 @@
 # linksim — set-up and the two entry points (see README.md).
-#   make demo   create .venv, install linksim, run the cliff scenario on the bundled photos
+#   make demo   create .venv, install linksim, run the cliff-vs-smooth scenario (DeepJSCC vs. BPG + LDPC) on the bundled photos
 #   make test   create .venv, install linksim, run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(BIN)/linksim run scenarios/cliff.yaml
+	$(BIN)/linksim run scenarios/cliff_vs_smooth.yaml
 
 test: setup
 	$(BIN)/python -m pytest

@@ -17,7 +17,8 @@ Input handling (the same for every source):
 - Other modes (``CMYK``, ``YCbCr``, ``LAB``, ``HSV``) go through Pillow's ``convert("RGB")``;
   float images (``F``) are refused with :class:`~linksim.errors.ImageError`.
 - **Sizes are kept** as they are (odd or small sizes included): the codecs accept any
-  H, W >= 1 (see :mod:`linksim.digital.codecs.bpg`); crop where a model needs fixed sizes.
+  H, W >= 1 (see :mod:`linksim.digital.codecs.bpg`); crop where a model needs fixed sizes
+  (:func:`center_crop`, a scenario's ``crop_multiple``).
 
 Errors: a missing path, a path that is neither a folder nor an image file, an empty
 folder, or a non-positive ``limit`` raise :class:`~linksim.errors.ConfigError`; a file
@@ -271,6 +272,39 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageError(f"{path}: cannot be decoded as an image ({type(e).__name__}: {e}) — expected "
                          f"{allowed}") from e
     return _orient(rgb, orientation)
+
+
+def center_crop(item: ImageItem, multiple: int | None) -> ImageItem:
+    """``item`` center-cropped to the largest multiple of ``multiple`` in each side.
+
+    With ``multiple`` None or 1 the item is returned unchanged. When a side is cut by an
+    odd number of pixels the extra pixel goes from the bottom/right. A scenario's
+    ``crop_multiple: 16`` makes every image fit a DeepJSCC model with 2^4 downsampling
+    exactly, so every scheme gets the same k.
+
+    Raises
+    ------
+    ConfigError
+        ``crop_multiple`` is not a positive integer, or a side of the image is smaller than it.
+
+    Example
+    -------
+    >>> center_crop(ImageItem("x", np.zeros((300, 451, 3), np.uint8)), 16).pixels.shape
+    (288, 448, 3)
+    """
+    if multiple is None:
+        return item
+    if isinstance(multiple, bool) or not isinstance(multiple, (int, np.integer)) or multiple < 1:
+        raise ConfigError("crop_multiple", multiple, "a positive integer (or none)")
+    height, width = item.pixels.shape[:2]
+    new_h, new_w = height // multiple * multiple, width // multiple * multiple
+    if new_h == 0 or new_w == 0:
+        raise ConfigError("crop_multiple", int(multiple), f"at most the smallest side of every image "
+                                                          f"({item.id} is {height}×{width} pixels)")
+    if (new_h, new_w) == (height, width):
+        return item
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    return ImageItem(item.id, np.ascontiguousarray(item.pixels[top:top + new_h, left:left + new_w]))
 
 
 # ----------------------------------------------------------------------------- tensors

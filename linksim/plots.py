@@ -16,27 +16,108 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 
-def psnr_vs_snr(summary: list[dict], path: Path, title: str = "") -> Path:
+#: Line colours per scheme kind: DeepJSCC in warm, unmistakable colours; separate schemes
+#: in cool ones; the capacity bound in greys.
+_COLORS = {"deepjscc": ["#d62728", "#9467bd", "#8c564b", "#e377c2"],
+           "separate": ["#1f77b4", "#2ca02c", "#17becf", "#bcbd22", "#ff7f0e", "#7f7f7f"],
+           "capacity": ["#333333", "#888888", "#555555"]}
+
+
+def _guess_kind(scheme: str) -> str:
+    name = scheme.lower()
+    return "capacity" if "capacity" in name else "deepjscc" if "jscc" in name else "separate"
+
+
+def _style(kind: str, index: int) -> dict:
+    """Matplotlib keywords of one curve: separate = thin steps with markers (the cliff),
+    capacity = dashed, deepjscc = thick solid (the smooth curve)."""
+    palette = _COLORS.get(kind, _COLORS["separate"])
+    color = palette[index % len(palette)]
+    if kind == "deepjscc":
+        return dict(color=color, linestyle="-", linewidth=2.8, marker="o", ms=3.5, zorder=5)
+    if kind == "capacity":
+        return dict(color=color, linestyle="--", linewidth=1.6, marker=None, zorder=3)
+    return dict(color=color, linestyle="-", linewidth=1.3, marker="o", ms=3, drawstyle="steps-mid", zorder=4)
+
+
+def _fail_regions(summary: list[dict], separate: list[str]) -> tuple[float | None, float | None]:
+    """(lowest, highest) cliff SNR of the separate schemes, as region edges halfway to the
+    previous grid SNR; ``None`` for a cliff that never happens (a scheme never decoded)."""
+    from linksim.results import cliff_snr
+
+    snrs = sorted({r["snr_db"] for r in summary})
+    if not separate or not snrs:
+        return None, None
+
+    def edge(cliff):
+        if cliff is None:  # never decoded on this grid: it fails everywhere
+            return snrs[-1] + (snrs[-1] - snrs[-2] if len(snrs) > 1 else 1) / 2
+        lower = [s for s in snrs if s < cliff]
+        return (cliff + lower[-1]) / 2 if lower else None  # decoded from the first SNR on: no failure region
+
+    edges = [edge(cliff_snr(summary, scheme)) for scheme in separate]
+    present = [e for e in edges if e is not None]
+    if not present:
+        return None, None
+    return (min(edges) if all(e is not None for e in edges) else None), max(present)
+
+
+def psnr_vs_snr(summary: list[dict], path: Path, title: str = "", kinds: dict[str, str] | None = None) -> Path:
     """Mean PSNR per scheme vs. SNR with a 95 % band, and below it the decode rate.
 
-    The lower panel makes the cliff obvious: separate schemes drop from 100 % to 0 %
-    decoded within about a dB, while the capacity bound (and analog schemes) stay at 100 %.
+    ``kinds`` maps scheme names to ``separate`` | ``capacity`` | ``deepjscc`` (the runner
+    passes them; otherwise they are guessed from the names). Separate schemes are thin step
+    lines — flat where their codec point is fixed, a vertical drop at the cliff —, the
+    capacity bound is dashed, DeepJSCC a thick solid line. The SNRs where the separate
+    schemes are lost (decoded in < 50 % of the points) are shaded: dark where every one of
+    them fails, light where some do. The lower panel shows the decode rate: separate schemes
+    drop from 100 % to 0 % within about a dB on AWGN, the capacity bound and the analog
+    schemes stay at 100 %.
     """
+    kinds = dict(kinds or {})
     schemes = list(dict.fromkeys(r["scheme"] for r in summary))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
-    for index, scheme in enumerate(schemes):
+    kind_of = {scheme: kinds.get(scheme) or _guess_kind(scheme) for scheme in schemes}
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.8), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
+    counters: dict[str, int] = {}
+    all_snr = sorted({r["snr_db"] for r in summary})
+    for scheme in schemes:
+        kind = kind_of[scheme]
+        index = counters[kind] = counters.get(kind, -1) + 1
+        style = _style(kind, index)
         rows = sorted((r for r in summary if r["scheme"] == scheme), key=lambda r: r["snr_db"])
         snr = np.array([r["snr_db"] for r in rows])
         psnr = np.array([np.nan if r["psnr"] is None else r["psnr"] for r in rows])
         ci = np.array([0.0 if r["psnr_ci95"] is None else r["psnr_ci95"] for r in rows])
-        style = "--" if "capacity" in scheme.lower() else "-"
-        color = f"C{index}"
-        top.plot(snr, psnr, style, marker="o", ms=3.5, color=color, label=scheme)
-        top.fill_between(snr, psnr - ci, psnr + ci, color=color, alpha=0.18, linewidth=0)
-        bottom.plot(snr, [100 * (r["decoded_rate"] or 0.0) for r in rows], style, marker="o", ms=3.5, color=color)
+        label = {"capacity": f"{scheme} (bound)", "deepjscc": f"{scheme} (analog)"}.get(kind, scheme)
+        top.plot(snr, psnr, label=label, **style)
+        band = dict(color=style["color"], alpha=0.2 if kind == "deepjscc" else 0.08, linewidth=0)
+        if style.get("drawstyle") == "steps-mid":
+            band["step"] = "mid"
+        top.fill_between(snr, psnr - ci, psnr + ci, **band)
+        bottom.plot(snr, [100 * (r["decoded_rate"] or 0.0) for r in rows], **style)
+
+    # Where the separate schemes are lost: shade it in both panels.
+    separate = [s for s in schemes if kind_of[s] == "separate"]
+    all_fail, some_fail = _fail_regions(summary, separate)
+    if all_snr:
+        step = (all_snr[1] - all_snr[0]) if len(all_snr) > 1 else 1.0
+        left, right = all_snr[0] - step / 2, all_snr[-1] + step / 2
+        top.set_xlim(left, right)
+        if all_fail is not None and all_fail > left:
+            for ax in (top, bottom):
+                ax.axvspan(left, all_fail, color="#f2b8b5", alpha=0.45, linewidth=0, zorder=0)
+            top.text((left + all_fail) / 2, 0.97, "every digital\nscheme lost", transform=top.get_xaxis_transform(),
+                     ha="center", va="top", fontsize=8, color="#8b1a1a")
+        if some_fail is not None and some_fail > (all_fail if all_fail is not None else left):
+            start = all_fail if all_fail is not None else left
+            for ax in (top, bottom):
+                ax.axvspan(start, some_fail, color="#f2b8b5", alpha=0.2, linewidth=0, zorder=0)
+            if some_fail - start >= 0.9 * step:
+                top.text((start + some_fail) / 2, 0.97, "some\nlost", transform=top.get_xaxis_transform(),
+                         ha="center", va="top", fontsize=8, color="#8b1a1a")
     top.set_ylabel("PSNR (dB)")
     top.grid(alpha=0.3)
-    top.legend(loc="lower right", fontsize=8)
+    top.legend(loc="lower right", fontsize=8, framealpha=0.9)
     if title:
         top.set_title(title, fontsize=9)
     bottom.set_ylabel("decoded (%)")

@@ -5,8 +5,9 @@
 Each point draws its randomness from a generator derived from (seed, scheme, image id,
 SNR, trial) (:mod:`linksim.seeding`), so a point gives the same numbers whatever ran
 before it; rows go to ``results.csv`` as each point finishes and a rerun skips the
-points already there. Everything that can be wrong with the inputs (scenario fields,
-image files) is checked before the output folder is created.
+points already there. Images are centre-cropped to the scenario's ``crop_multiple`` (the
+same crop for every scheme). Everything that can be wrong with the inputs (scenario fields,
+image files, checkpoints) is checked before the output folder is created.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from tqdm.auto import tqdm
 
 from linksim import units
 from linksim.channel import make_channel
-from linksim.data import load_images, to_tensor, to_uint8
+from linksim.data import center_crop, load_images, to_tensor, to_uint8
 from linksim.digital.capacity import CapacityScheme
 from linksim.digital.mcs import MCS
 from linksim.digital.separate import LadderCache, SeparateScheme, SourceCodedScheme
@@ -47,6 +49,11 @@ def build_schemes(scenario: Scenario, ladders: LadderCache) -> list[Scheme]:
     bandwidth = Bandwidth(**scenario.bandwidth)
     schemes = []
     for spec in scenario.schemes:
+        if spec["type"] == "deepjscc":
+            from linksim.jscc.scheme import DeepJSCCScheme
+
+            schemes.append(DeepJSCCScheme(spec["name"], bandwidth, spec["model"], device=spec.get("device")))
+            continue
         common = dict(name=spec["name"], bandwidth=bandwidth, codec=spec["codec"], downscale=spec["downscale"],
                       ladders=ladders, failure_fill=spec["failure_fill"])
         if spec["type"] == "separate":
@@ -86,6 +93,7 @@ def run_scenario(scenario: Scenario, *, images=None, limit: int | None = None, o
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ConfigError("limit", limit, "a positive integer")
     items = load_images(images if images is not None else scenario.images, limit or scenario.limit)
+    items = [center_crop(item, scenario.crop_multiple) for item in items]  # the same crop for every scheme
     cache_dir = scenario.cache_dir or default_cache_dir()
     channel = make_channel(scenario.channel)
     schemes = build_schemes(scenario, LadderCache(cache_dir))
@@ -97,6 +105,7 @@ def run_scenario(scenario: Scenario, *, images=None, limit: int | None = None, o
         Bandwidth(**scenario.bandwidth).channel_uses(*item.pixels.shape[:2])
         for scheme in coded.values():
             scheme.ladder(to_tensor([item.pixels])[0])
+    _check_equal_k(schemes, items, Bandwidth(**scenario.bandwidth))
 
     out = Path(out or scenario.output)
     _check_fingerprint(out, scenario)
@@ -151,7 +160,7 @@ def run_scenario(scenario: Scenario, *, images=None, limit: int | None = None, o
         from linksim import plots as plotting
 
         title = f"{scenario.name}: {channel.name}, {Bandwidth(**scenario.bandwidth).describe()}, {len(items)} image(s) × {scenario.trials} trial(s)"
-        plotting.psnr_vs_snr(summary, out / "psnr_vs_snr.png", title=title)
+        plotting.psnr_vs_snr(summary, out / "psnr_vs_snr.png", title=title, kinds={s.name: s.kind for s in schemes})
         for index, item in enumerate([i for i in items if i.id in grid_images]):
             path = out / ("grid.png" if index == 0 else f"grid_{slug(item.id)}.png")
             captions = {(r["scheme"], r["snr_db"]): _caption(r) for r in rows if r["image"] == item.id and r["trial"] == 0}
@@ -171,6 +180,30 @@ def format_summary(summary: list[dict]) -> str:
         snr = cliff_snr(summary, scheme)
         lines.append(f"cliff of {scheme}: " + (f"decoded in ≥ 50 % of the points from {snr:g} dB up" if snr is not None else "never decoded in ≥ 50 % of the points"))
     return "\n".join(lines)
+
+
+def _check_equal_k(schemes: list[Scheme], items, bandwidth: Bandwidth) -> None:
+    """Load every model now (a bad checkpoint fails before any output) and warn, once per
+    scheme, when a scheme spends another k than the budget (a DeepJSCC model pads the image
+    to multiples of 2^d; ``crop_multiple`` avoids it). The ``k`` column records what was spent."""
+    for scheme in schemes:
+        channel_uses = getattr(scheme, "channel_uses", None)
+        if channel_uses is None:
+            continue
+        differ = []
+        for item in items:
+            height, width = item.pixels.shape[:2]
+            k, budget = channel_uses(height, width), bandwidth.channel_uses(height, width)
+            if k != budget:
+                differ.append((item.id, height, width, k, budget))
+        if differ:
+            image, height, width, k, budget = differ[0]
+            more = f" (and {len(differ) - 1} more image(s))" if len(differ) > 1 else ""
+            multiple = getattr(getattr(scheme, "config", None), "downsampling", None)
+            hint = f"set crop_multiple: {multiple} in the scenario" if multiple else "crop the images"
+            warnings.warn(f"{scheme.name} spends k = {k} channel uses on {image} ({height}×{width}){more}, the other "
+                          f"schemes k = {budget} ({bandwidth.describe()}): unequal bandwidth; {hint} to give every "
+                          "scheme the same k (the k column records what each spent)", stacklevel=3)
 
 
 def _caption(row: dict) -> str:

@@ -1,10 +1,12 @@
 """Scenarios: one experiment as a validated YAML file.
 
-A scenario file (see ``scenarios/cliff.yaml``) names the images, the channel, the SNR grid,
-the trials, the bandwidth (cpp or BCR), the schemes, the metrics, the seed and the output
-folder. :func:`load_scenario` validates all of it up front — every error names the field,
-the value and what is allowed — so a bad file fails before anything is computed or
-written. :mod:`linksim.runner` sweeps a validated scenario.
+A scenario file (see ``scenarios/cliff.yaml``, ``scenarios/cliff_vs_smooth.yaml``) names the
+images (and optionally ``crop_multiple``, a centre crop to multiples of N per side), the channel,
+the SNR grid, the trials, the bandwidth (cpp or BCR), the schemes (``separate``, ``capacity``,
+``deepjscc``), the metrics, the seed and the output folder. :func:`load_scenario` validates
+all of it up front — every error names the field, the value and what is allowed; a deepjscc
+checkpoint is resolved and its ρ checked against the bandwidth — so a bad file fails before
+anything is computed or written. :mod:`linksim.runner` sweeps a validated scenario.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ import yaml
 
 from linksim.errors import ConfigError
 
-SCHEME_TYPES = ("separate", "capacity")
+SCHEME_TYPES = ("separate", "capacity", "deepjscc")
 METRICS = ("psnr", "ms_ssim", "lpips")
-TOP_LEVEL_KEYS = {"name", "description", "seed", "images", "limit", "channel", "snr_db", "trials",
+TOP_LEVEL_KEYS = {"name", "description", "seed", "images", "limit", "crop_multiple", "channel", "snr_db", "trials",
                   "bandwidth", "schemes", "metrics", "grid", "output", "cache_dir"}
 
 
@@ -45,11 +47,23 @@ class Scenario:
     description: str = ""
     source: Path | None = None
     raw: dict = field(default_factory=dict)
+    crop_multiple: int | None = None
+    checkpoints: dict = field(default_factory=dict)
 
     def fingerprint(self) -> dict:
-        """What determines the numbers of a row: a resumed run must match it."""
-        return {"seed": self.seed, "channel": self.channel, "bandwidth": self.bandwidth,
-                "schemes": self.schemes, "metrics": self.metrics}
+        """What determines the numbers of a row: a resumed run must match it.
+
+        ``crop_multiple`` and ``checkpoints`` (SHA-256 of each deepjscc scheme's weights, so
+        retrained weights are not mixed into an old run) appear only when set, so runs made
+        before those fields existed still resume.
+        """
+        fingerprint = {"seed": self.seed, "channel": self.channel, "bandwidth": self.bandwidth,
+                       "schemes": self.schemes, "metrics": self.metrics}
+        if self.crop_multiple is not None:
+            fingerprint["crop_multiple"] = self.crop_multiple
+        if self.checkpoints:
+            fingerprint["checkpoints"] = self.checkpoints
+        return fingerprint
 
 
 # ----------------------------------------------------------------------------- validation
@@ -118,7 +132,60 @@ def _channel(value) -> dict:
     return dict(spec)
 
 
-def _scheme(value, index: int) -> dict:
+def _deepjscc_scheme(value: dict, where: str, name: str, bandwidth: dict) -> dict:
+    """A ``{type: deepjscc, model: NAME}`` entry: the checkpoint must exist and match the bandwidth's ρ."""
+    from linksim import zoo
+    from linksim.jscc.scheme import check_bcr, checkpoint_config
+    from linksim.link import Bandwidth
+
+    allowed_keys = {"name", "type", "model", "device"}
+    unknown = sorted(set(value) - allowed_keys)
+    if unknown:
+        raise ConfigError(f"{where}", unknown[0], f"keys among {sorted(allowed_keys)} for a deepjscc scheme "
+                                                  "(no codec, downscale or failure_fill: it sends no bits and never fails)")
+    model = value.get("model")
+    names = zoo.available("deepjscc")
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigError(f"{where}.model", model, f"a deepjscc checkpoint name among {names} or a checkpoint folder")
+    try:
+        config = checkpoint_config(model)
+    except ConfigError as error:  # re-labelled with the scenario field; the detail when a path was given
+        allowed = f"a deepjscc checkpoint name among {names} or a checkpoint folder (model.safetensors + config.json)"
+        if Path(model).expanduser().exists():
+            allowed += f"; {error.allowed}"
+        raise ConfigError(f"{where}.model", model, allowed) from None
+    check_bcr(config, Bandwidth(**bandwidth), model, field=f"{where}.model")
+    scheme = {"name": name.strip(), "type": "deepjscc", "model": model}
+    if value.get("device") is not None:
+        device = value["device"]
+        try:
+            import torch
+
+            parsed = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ConfigError(f"{where}.device", device, "'cpu', 'cuda' or 'cuda:N'") from None
+        if parsed.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"{where}.device", device, "'cpu' (no CUDA device is available here)")
+        if parsed.type not in ("cpu", "cuda"):
+            raise ConfigError(f"{where}.device", device, "'cpu', 'cuda' or 'cuda:N'")
+        scheme["device"] = str(device)
+    return scheme
+
+
+def _checkpoint_digest(model: str) -> str:
+    """SHA-256 of a checkpoint's weights file (the results of a run depend on it)."""
+    import hashlib
+
+    from linksim import zoo
+
+    digest = hashlib.sha256()
+    with open(zoo.resolve(model) / zoo.WEIGHTS, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _scheme(value, index: int, bandwidth: dict) -> dict:
     from linksim.digital.codecs import make_codec
     from linksim.digital.ldpc import get_code
     from linksim.digital.modulation import make_modulation
@@ -133,6 +200,8 @@ def _scheme(value, index: int) -> dict:
     name = value.get("name", kind)
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}.name", name, "a non-empty string")
+    if kind == "deepjscc":
+        return _deepjscc_scheme(value, where, name, bandwidth)
     allowed_keys = {"name", "type", "codec", "downscale", "failure_fill"} | ({"mcs", "decoder"} if kind == "separate" else set())
     unknown = sorted(set(value) - allowed_keys)
     if unknown:
@@ -191,7 +260,8 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
     schemes = raw.get("schemes")
     if not isinstance(schemes, list) or not schemes:
         raise ConfigError("schemes", schemes, "a non-empty list of schemes")
-    parsed = [_scheme(s, i) for i, s in enumerate(schemes)]
+    bandwidth = _bandwidth(raw.get("bandwidth"))  # before the schemes: a deepjscc checkpoint must match its ρ
+    parsed = [_scheme(s, i, bandwidth) for i, s in enumerate(schemes)]
     names = [s["name"] for s in parsed]
     if len(set(names)) != len(names):
         raise ConfigError("schemes", names, "distinct scheme names")
@@ -211,6 +281,9 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
     if missing:
         raise ConfigError("grid.snr_db", missing, f"values of snr_db {snr_grid}")
     cache_dir = raw.get("cache_dir")
+    crop_multiple = raw.get("crop_multiple")
+    if crop_multiple is not None:
+        crop_multiple = _number(crop_multiple, "crop_multiple", low=1, high=4096, integer=True)
     return Scenario(
         name=str(name),
         description=str(raw.get("description", "")),
@@ -220,7 +293,7 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
         channel=_channel(raw.get("channel", "awgn")),
         snr_db=snr_grid,
         trials=_number(raw.get("trials", 1), "trials", low=1, high=100000, integer=True),
-        bandwidth=_bandwidth(raw.get("bandwidth")),
+        bandwidth=bandwidth,
         schemes=parsed,
         metrics=list(metrics),
         grid={"snr_db": grid_snrs, "images": _number(grid.get("images", 3), "grid.images", low=1, integer=True)},
@@ -228,6 +301,8 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
         cache_dir=Path(cache_dir) if cache_dir else None,
         source=source,
         raw=raw,
+        crop_multiple=crop_multiple,
+        checkpoints={s["name"]: _checkpoint_digest(s["model"]) for s in parsed if s["type"] == "deepjscc"},
     )
 
 
