@@ -1,19 +1,17 @@
 """Pictures of a run: PSNR-vs-SNR curves with confidence bands, and image grids.
 
-Matplotlib with the non-interactive Agg backend, so plots render on a headless machine;
-figures are closed after saving.
+Figures are built as ``matplotlib.figure.Figure`` objects and saved directly, without
+pyplot: they render on a headless machine and never switch the global backend (a notebook
+that runs a scenario keeps its inline plots).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
 
 
 #: Line colours per scheme kind: DeepJSCC in warm, unmistakable colours; separate schemes
@@ -77,7 +75,8 @@ def psnr_vs_snr(summary: list[dict], path: Path, title: str = "", kinds: dict[st
     kinds = dict(kinds or {})
     schemes = list(dict.fromkeys(r["scheme"] for r in summary))
     kind_of = {scheme: kinds.get(scheme) or _guess_kind(scheme) for scheme in schemes}
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.8), sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
+    fig = Figure(figsize=(8, 6.8))
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
     counters: dict[str, int] = {}
     all_snr = sorted({r["snr_db"] for r in summary})
     for scheme in schemes:
@@ -127,7 +126,6 @@ def psnr_vs_snr(summary: list[dict], path: Path, title: str = "", kinds: dict[st
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=130)
-    plt.close(fig)
     return path
 
 
@@ -143,7 +141,8 @@ def image_grid(item, schemes: list[str], snrs: list[float], images_dir: Path, pa
     rows, cols = len(schemes), len(snrs) + 1
     height, width = item.pixels.shape[:2]
     cell = 2.4
-    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols, cell * rows * height / width + 0.3), squeeze=False)
+    fig = Figure(figsize=(cell * cols, cell * rows * height / width + 0.3))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for r, scheme in enumerate(schemes):
         if r == 0:  # the original once, top left; the first column of the other rows holds their labels
             axes[r, 0].imshow(item.pixels)
@@ -167,5 +166,4 @@ def image_grid(item, schemes: list[str], snrs: list[float], images_dir: Path, pa
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
