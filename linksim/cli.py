@@ -1,4 +1,5 @@
-"""Command line: ``linksim run SCENARIO [--images PATH] [--limit N] [--out DIR]``.
+"""Command line: ``linksim run SCENARIO [--images PATH] [--limit N] [--out DIR]``, ``linksim train|eval deepjscc …``,
+``linksim models``, ``linksim codes``.
 
 User errors (a bad scenario field, a missing folder, an unreadable image) print one line
 naming the field, the value and what is allowed, and exit with status 2 — no traceback,
@@ -87,6 +88,28 @@ def _eval_deepjscc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace) -> int:
+    from fractions import Fraction
+
+    from linksim import zoo
+
+    names = zoo.available()
+    if not names:
+        print("no checkpoints found (shipped ones live in linksim/checkpoints/, more under $LINKSIM_CHECKPOINTS)")
+    for name in names:
+        meta = zoo.read_config(zoo.resolve(name))
+        if meta["kind"] == "deepjscc":
+            from linksim.jscc.models import DeepJSCCConfig
+
+            cfg = DeepJSCCConfig.from_dict(meta["config"])
+            lo, hi = cfg.snr_range_db
+            print(f"{name:<26} deepjscc  ρ = {Fraction(cfg.bcr()).limit_denominator(100000)!s:<6} {cfg.channel:<15} "
+                  f"SNR {lo:g}…{hi:g} dB  {meta.get('step', '?')} steps")
+        else:
+            print(f"{name:<26} {meta['kind']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linksim", description="End-to-end wireless image link simulator.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -137,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     ej.add_argument("--record", metavar="LABEL", help="write the table into the checkpoint's model card as LABEL")
     ej.add_argument("--quiet", action="store_true")
     ej.set_defaults(handler=_eval_deepjscc)
+
+    models = commands.add_parser("models", help="list the checkpoints that load by name")
+    models.set_defaults(handler=_models)
 
     codes = commands.add_parser("codes", help="list the LDPC codes linksim knows")
     codes.set_defaults(handler=_codes)

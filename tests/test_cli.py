@@ -129,3 +129,16 @@ def test_image_too_small_for_the_bandwidth_is_refused(tmp_path):
 def test_missing_scenario_file(tmp_path):
     result = run_cli("run", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2 and "nope.yaml" in result.stderr
+
+
+def test_models_lists_checkpoints_with_their_bandwidth(tmp_path, monkeypatch, capsys):
+    from linksim import zoo
+    from linksim.jscc.models import DeepJSCC, DeepJSCCConfig
+
+    config = DeepJSCCConfig(latent_channels=2, widths=(4, 4), channel="rayleigh-block", snr_range_db=(0, 10))
+    zoo.save_checkpoint(DeepJSCC(config), tmp_path / "tiny-r1_48", "deepjscc", config.to_dict())
+    monkeypatch.setenv("LINKSIM_CHECKPOINTS", str(tmp_path))
+    assert main(["models"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("tiny-r1_48"))
+    # c = 2 real outputs per 4×4 block of 48 real samples: ρ = 1 complex use / 48 samples
+    assert "ρ = 1/48" in line and "rayleigh-block" in line and "SNR 0…10 dB" in line
