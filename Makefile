@@ -36,8 +36,8 @@ TRAIN := $(BIN)/linksim train deepjscc --data $(DATA)/train_natural --val-data $
 CKPT := linksim/checkpoints
 checkpoints: setup
 	$(TRAIN) --bcr 1/48 --channel awgn --snr-range -5 15 --steps 8000 --val-every 4000 --seed 1 --out $(CKPT)/deepjscc-awgn-r1_48
-	$(TRAIN) --bcr 1/12 --channel awgn --snr-range -5 15 --steps 2500 --val-every 2500 --lr 5e-4 --seed 2 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_12
-	$(TRAIN) --bcr 1/192 --channel awgn --snr-range -5 15 --steps 2500 --val-every 2500 --lr 5e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_192
-	$(TRAIN) --bcr 1/48 --channel rayleigh-block --snr-range -5 15 --steps 2500 --val-every 2500 --lr 5e-4 --seed 4 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-rayleigh-r1_48
+	$(TRAIN) --bcr 1/12 --channel awgn --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 2 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_12
+	$(TRAIN) --bcr 1/192 --channel awgn --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_192
+	$(TRAIN) --bcr 1/48 --channel rayleigh-block --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 4 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-rayleigh-r1_48
 	for m in deepjscc-awgn-r1_12 deepjscc-awgn-r1_48 deepjscc-awgn-r1_192 deepjscc-rayleigh-r1_48; do \
 	  $(BIN)/linksim eval deepjscc $(CKPT)/$$m --data $(DATA)/kodak --snr $$(seq -5 15) --record "Kodak (24 images)"; done

@@ -1,0 +1,20 @@
+"""Receiver-side restoration (application layer): images and an SNR in, images out.
+
+Nothing here imports ``linksim.channel``, ``linksim.digital`` or ``linksim.jscc``
+(DESIGN.md §3): a restorer never sees symbols. Modules:
+
+- :mod:`~linksim.restore.operators` — linear degradations A with exact A⁺;
+- :mod:`~linksim.restore.core` — the sampling loop (:class:`RestorationCore`);
+- :mod:`~linksim.restore.ddnm` — SING-Zero / DDNM(+) (:class:`DDNMRestorer`);
+- :mod:`~linksim.restore.priors` — diffusers UNet priors loaded offline (:func:`load_prior`).
+
+diffusers itself is imported only when a prior or a scheduler is built.
+"""
+
+from linksim.restore.core import Correction, RestorationCore, StepInfo
+from linksim.restore.ddnm import DDNMHook, DDNMRestorer, sigma_y_from_snr
+from linksim.restore.operators import AvgPool, Compose, Grayscale, Identity, LinearOperator, make_operator
+from linksim.restore.priors import Prior, check_prior_fits, load_prior
+
+__all__ = ["AvgPool", "Compose", "Correction", "DDNMHook", "DDNMRestorer", "Grayscale", "Identity", "LinearOperator",
+           "Prior", "RestorationCore", "StepInfo", "check_prior_fits", "load_prior", "make_operator", "sigma_y_from_snr"]
