@@ -1,5 +1,5 @@
 """Command line: ``linksim run SCENARIO [--images PATH] [--limit N] [--out DIR]``, ``linksim train|eval deepjscc …``,
-``linksim models``, ``linksim codes``.
+``linksim train prior …``, ``linksim models``, ``linksim codes``.
 
 User errors (a bad scenario field, a missing folder, an unreadable image) print one line
 naming the field, the value and what is allowed, and exit with status 2 — no traceback,
@@ -71,6 +71,20 @@ def _train_deepjscc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_prior(args: argparse.Namespace) -> int:
+    from linksim.restore.training import PriorSettings, train_prior
+
+    settings = PriorSettings(data=args.data, size=args.size, channels=tuple(args.channels),
+                             layers_per_block=args.layers_per_block, attention_res=args.attention_res, steps=args.steps,
+                             batch=args.batch, lr=args.lr, ema=args.ema, seed=args.seed, save_every=args.save_every,
+                             bf16=args.bf16)
+    command = _command_line(args) if args.command_line is None else args.command_line
+    meta = train_prior(settings, args.out, command=command, progress=not args.quiet, keep_state=args.keep_state,
+                       device=args.device, samples=args.samples)
+    print(f"{args.out}: step {meta['step']} of {settings.steps}, {meta['wall_seconds'] / 60:.1f} min")
+    return 0
+
+
 def _eval_deepjscc(args: argparse.Namespace) -> int:
     from linksim.data import load_images
     from linksim.jscc.training import evaluate, image_files, record_evaluation
@@ -98,7 +112,10 @@ def _models(args: argparse.Namespace) -> int:
         print("no checkpoints found (shipped ones live in linksim/checkpoints/, more under $LINKSIM_CHECKPOINTS)")
     for name in names:
         meta = zoo.read_config(zoo.resolve(name))
-        if meta["kind"] == "deepjscc":
+        if meta["kind"] == zoo.PRIOR_KIND:
+            size = meta["config"].get("sample_size")
+            print(f"{name:<26} {meta['kind']:<9} {size}×{size} RGB diffusion prior, {meta.get('step', '?')} steps")
+        elif meta["kind"] == "deepjscc":
             from linksim.jscc.models import DeepJSCCConfig
 
             cfg = DeepJSCCConfig.from_dict(meta["config"])
@@ -148,6 +165,28 @@ def build_parser() -> argparse.ArgumentParser:
     tj.add_argument("--command-line", help=argparse.SUPPRESS)
     tj.add_argument("--quiet", action="store_true")
     tj.set_defaults(handler=_train_deepjscc)
+
+    tp = train.add_parser("prior", help="train a small pixel-space DDPM prior (for sing-zero restorers)")
+    tp.add_argument("--data", nargs="+", required=True, help="training image folders (searched recursively) or files")
+    tp.add_argument("--size", type=int, default=64, help="resolution: shorter side resized to it, then square crops")
+    tp.add_argument("--channels", type=int, nargs="+", default=[32, 64, 128, 128],
+                    help="UNet block_out_channels, one per resolution level")
+    tp.add_argument("--layers-per-block", type=int, default=2)
+    tp.add_argument("--attention-res", type=int, default=16, help="self-attention at resolutions ≤ this (0: none)")
+    tp.add_argument("--steps", type=int, default=20000)
+    tp.add_argument("--batch", type=int, default=16)
+    tp.add_argument("--lr", type=float, default=2e-4)
+    tp.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported weights (0: none)")
+    tp.add_argument("--seed", type=int, default=0)
+    tp.add_argument("--save-every", type=int, default=250, help="steps between resumable saves")
+    tp.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    tp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    tp.add_argument("--samples", type=int, default=0, help="at the end, draw N samples into samples.png")
+    tp.add_argument("--out", type=Path, required=True, help="output folder (rerun the command to resume)")
+    tp.add_argument("--keep-state", action="store_true", help="keep the optimizer state at the end")
+    tp.add_argument("--command-line", help=argparse.SUPPRESS)
+    tp.add_argument("--quiet", action="store_true")
+    tp.set_defaults(handler=_train_prior)
 
     ev = commands.add_parser("eval", help="evaluate a model").add_subparsers(dest="model", required=True)
     ej = ev.add_parser("deepjscc", help="mean PSNR per SNR of a DeepJSCC checkpoint on full-size images")

@@ -18,7 +18,8 @@ from PIL import Image
 #: in cool ones; the capacity bound in greys.
 _COLORS = {"deepjscc": ["#d62728", "#9467bd", "#8c564b", "#e377c2"],
            "separate": ["#1f77b4", "#2ca02c", "#17becf", "#bcbd22", "#ff7f0e", "#7f7f7f"],
-           "capacity": ["#333333", "#888888", "#555555"]}
+           "capacity": ["#333333", "#888888", "#555555"],
+           "restored": ["#ff7f0e", "#1b9e77", "#e6ab02", "#7570b3", "#66a61e"]}
 
 
 def _guess_kind(scheme: str) -> str:
@@ -28,9 +29,12 @@ def _guess_kind(scheme: str) -> str:
 
 def _style(kind: str, index: int) -> dict:
     """Matplotlib keywords of one curve: separate = thin steps with markers (the cliff),
-    capacity = dashed, deepjscc = thick solid (the smooth curve)."""
+    capacity = dashed, deepjscc = thick solid (the smooth curve), a restorer's output =
+    dash-dotted with square markers."""
     palette = _COLORS.get(kind, _COLORS["separate"])
     color = palette[index % len(palette)]
+    if kind == "restored":
+        return dict(color=color, linestyle="-.", linewidth=2.2, marker="s", ms=3.5, zorder=6)
     if kind == "deepjscc":
         return dict(color=color, linestyle="-", linewidth=2.8, marker="o", ms=3.5, zorder=5)
     if kind == "capacity":
@@ -61,7 +65,8 @@ def _fail_regions(summary: list[dict], separate: list[str]) -> tuple[float | Non
 
 
 def psnr_vs_snr(summary: list[dict], path: Path, title: str = "", kinds: dict[str, str] | None = None) -> Path:
-    """Mean PSNR per scheme vs. SNR with a 95 % band, and below it the decode rate.
+    """Mean PSNR per scheme (and per scheme + restorer) vs. SNR with a 95 % band, and below
+    it the decode rate.
 
     ``kinds`` maps scheme names to ``separate`` | ``capacity`` | ``deepjscc`` (the runner
     passes them; otherwise they are guessed from the names). Separate schemes are thin step
@@ -70,29 +75,37 @@ def psnr_vs_snr(summary: list[dict], path: Path, title: str = "", kinds: dict[st
     schemes are lost (decoded in < 50 % of the points) are shaded: dark where every one of
     them fails, light where some do. The lower panel shows the decode rate: separate schemes
     drop from 100 % to 0 % within about a dB on AWGN, the capacity bound and the analog
-    schemes stay at 100 %.
+    schemes stay at 100 %. Summary rows with a ``restorer`` are one more curve each,
+    labeled "scheme + restorer" (dash-dotted); the decode rate is the scheme's, drawn once.
     """
+    from linksim.results import series_label
+
     kinds = dict(kinds or {})
-    schemes = list(dict.fromkeys(r["scheme"] for r in summary))
-    kind_of = {scheme: kinds.get(scheme) or _guess_kind(scheme) for scheme in schemes}
+    series = list(dict.fromkeys((r["scheme"], r.get("restorer") or None) for r in summary))
+    schemes = [scheme for scheme, restorer in series if restorer is None]
+    kind_of = {scheme: kinds.get(scheme) or _guess_kind(scheme) for scheme, _ in series}
     fig = Figure(figsize=(8, 6.8))
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
     counters: dict[str, int] = {}
     all_snr = sorted({r["snr_db"] for r in summary})
-    for scheme in schemes:
-        kind = kind_of[scheme]
+    summary = [r for r in summary if not r.get("restorer")]  # the failure regions are the schemes' own
+    for scheme, restorer in series:
+        kind = "restored" if restorer else kind_of[scheme]
         index = counters[kind] = counters.get(kind, -1) + 1
         style = _style(kind, index)
-        rows = sorted((r for r in summary if r["scheme"] == scheme), key=lambda r: r["snr_db"])
+        rows = sorted((r for r in summary if r["scheme"] == scheme and (r.get("restorer") or None) == restorer),
+                      key=lambda r: r["snr_db"])
         snr = np.array([r["snr_db"] for r in rows])
         psnr = np.array([np.nan if r["psnr"] is None else r["psnr"] for r in rows])
         ci = np.array([0.0 if r["psnr_ci95"] is None else r["psnr_ci95"] for r in rows])
-        label = {"capacity": f"{scheme} (bound)", "deepjscc": f"{scheme} (analog)"}.get(kind, scheme)
+        label = {"capacity": f"{scheme} (bound)", "deepjscc": f"{scheme} (analog)"}.get(kind, series_label(scheme, restorer))
         top.plot(snr, psnr, label=label, **style)
-        band = dict(color=style["color"], alpha=0.2 if kind == "deepjscc" else 0.08, linewidth=0)
+        band = dict(color=style["color"], alpha=0.2 if kind in ("deepjscc", "restored") else 0.08, linewidth=0)
         if style.get("drawstyle") == "steps-mid":
             band["step"] = "mid"
         top.fill_between(snr, psnr - ci, psnr + ci, **band)
+        if restorer:  # the decode rate is the scheme's own
+            continue
         bottom.plot(snr, [100 * (r["decoded_rate"] or 0.0) for r in rows], **style)
 
     # Where the separate schemes are lost: shade it in both panels.
@@ -130,13 +143,16 @@ def psnr_vs_snr(summary: list[dict], path: Path, title: str = "", kinds: dict[st
 
 
 def image_grid(item, schemes: list[str], snrs: list[float], images_dir: Path, path: Path, slug,
-               captions: dict[tuple[str, float], str] | None = None) -> Path | None:
-    """One row per scheme, one column per SNR (trial 0), with the original on the left.
+               captions: dict[tuple[str, float], str] | None = None, folders: dict[str, str] | None = None) -> Path | None:
+    """One row per scheme (and per scheme + restorer), one column per SNR (trial 0), with the
+    original on the left.
 
-    ``captions[(scheme, snr)]`` (e.g. ``"24.4 dB"`` or ``"lost"``) is printed under each cell.
+    ``schemes`` are the row labels; ``captions[(label, snr)]`` (e.g. ``"24.4 dB"`` or
+    ``"lost"``) is printed under each cell.
 
-    Reads the receiver outputs saved by the runner under ``images_dir/<scheme>/<image>__snr±X.png``;
-    missing cells (e.g. a grid SNR added after the run) are left blank.
+    Reads the images saved by the runner under ``images_dir/<folder>/<image>__snr±X.png``,
+    ``folder = folders[label]`` (default ``slug(label)``); missing cells (e.g. a grid SNR
+    added after the run) are left blank.
     """
     rows, cols = len(schemes), len(snrs) + 1
     height, width = item.pixels.shape[:2]
@@ -152,7 +168,8 @@ def image_grid(item, schemes: list[str], snrs: list[float], images_dir: Path, pa
                 side.set_visible(False)
         axes[r, 0].set_ylabel(scheme, fontsize=8)
         for c, snr in enumerate(snrs, start=1):
-            file = Path(images_dir) / slug(scheme) / f"{slug(item.id)}__snr{float(snr):+g}.png"
+            folder = (folders or {}).get(scheme) or slug(scheme)
+            file = Path(images_dir) / folder / f"{slug(item.id)}__snr{float(snr):+g}.png"
             if file.exists():
                 axes[r, c].imshow(np.asarray(Image.open(file)))
             if captions and (scheme, float(snr)) in captions:

@@ -1,7 +1,15 @@
-"""The results store: ``results.csv``, one row per (scheme, image, snr_db, trial).
+"""The results store: ``results.csv``, one row per (scheme, restorer, image, snr_db, trial).
 
-Rows are appended and flushed as each point finishes, so an interrupted sweep resumes
-where it stopped; :func:`summarize` turns rows into the per-(scheme, SNR) table.
+``restorer`` is empty for the receiver output x̂ itself and names the restorer for its
+restored x̃ (whose metrics compare x with x̃; the link columns k, bits, decoded, … are the
+scheme's). Rows are appended and flushed as each point finishes, so an interrupted sweep
+resumes where it stopped; :func:`summarize` turns rows into the per-(scheme, restorer, SNR)
+table.
+
+A ``results.csv`` written before the ``restorer`` column existed (header
+:data:`LEGACY_COLUMNS`) holds only receiver outputs: :class:`ResultsStore` upgrades it in
+place (the column inserted, empty in every row, every other cell kept byte for byte) with
+a warning, and the run resumes. Any other header is refused.
 """
 
 from __future__ import annotations
@@ -15,17 +23,20 @@ from pathlib import Path
 from linksim.errors import ConfigError
 
 # results.csv columns, in order. Scheme reports (LinkOutput.extras) fill the columns they know.
-COLUMNS = ["scheme", "kind", "image", "height", "width", "snr_db", "trial", "channel", "k", "cpp", "bcr",
+COLUMNS = ["scheme", "restorer", "kind", "image", "height", "width", "snr_db", "trial", "channel", "k", "cpp", "bcr",
            "bits", "bpp", "decoded", "psnr", "ms_ssim", "lpips",
            "mcs", "ebno_db", "budget_bits", "fits", "codec_quality", "codec_scale", "codec_psnr",
            "codewords", "codeword_errors", "channel_uses_used"]
-TEXT_COLUMNS = {"scheme", "kind", "image", "channel", "mcs"}
+#: the header before the restorer column existed (upgraded in place when resumed)
+LEGACY_COLUMNS = [c for c in COLUMNS if c != "restorer"]
+TEXT_COLUMNS = {"scheme", "restorer", "kind", "image", "channel", "mcs"}
 BOOL_COLUMNS = {"decoded", "fits"}
 
 
-def point_key(scheme: str, image: str, snr_db: float, trial: int) -> tuple:
-    """Identity of a point; SNRs compare by value (``3`` and ``3.0`` are one point)."""
-    return (scheme, image, f"{float(snr_db):.6g}", int(trial))
+def point_key(scheme: str, restorer: str | None, image: str, snr_db: float, trial: int) -> tuple:
+    """Identity of a row; SNRs compare by value (``3`` and ``3.0`` are one point); no
+    restorer (the receiver output) is ``""``."""
+    return (scheme, restorer or "", image, f"{float(snr_db):.6g}", int(trial))
 
 
 class ResultsStore:
@@ -37,10 +48,31 @@ class ResultsStore:
         if self.path.exists():
             with self.path.open(newline="") as handle:
                 reader = csv.DictReader(handle)
-                if reader.fieldnames != COLUMNS:
-                    raise ConfigError("output", str(self.path), "a results.csv written by this linksim version; use a new --out folder")
-                for row in reader:
-                    self.done.add(point_key(row["scheme"], row["image"], float(row["snr_db"]), int(row["trial"])))
+                header = reader.fieldnames
+            if header == LEGACY_COLUMNS:
+                self._upgrade()
+            elif header != COLUMNS:
+                raise ConfigError("output", str(self.path), "a results.csv written by this linksim version; use a new --out folder")
+            with self.path.open(newline="") as handle:
+                for row in csv.DictReader(handle):
+                    self.done.add(point_key(row["scheme"], row["restorer"], row["image"], float(row["snr_db"]),
+                                            int(row["trial"])))
+
+    def _upgrade(self) -> None:
+        """Insert the empty ``restorer`` column into a results.csv of the earlier format."""
+        import warnings
+
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with self.path.open(newline="") as source, tmp.open("w", newline="") as target:
+            writer = csv.DictWriter(target, fieldnames=COLUMNS)
+            writer.writeheader()
+            for row in csv.DictReader(source):
+                writer.writerow({**row, "restorer": ""})
+            target.flush()
+            os.fsync(target.fileno())
+        tmp.replace(self.path)
+        warnings.warn(f"{self.path}: written before the restorer column existed; upgraded in place (its rows are "
+                      "receiver outputs: restorer left empty)", stacklevel=3)
 
     def append(self, rows: list[dict]) -> None:
         new = not self.path.exists()
@@ -52,7 +84,7 @@ class ResultsStore:
                 writer.writerow({k: _format(row.get(k)) for k in COLUMNS})
             handle.flush()
             os.fsync(handle.fileno())
-        self.done.update(point_key(r["scheme"], r["image"], r["snr_db"], r["trial"]) for r in rows)
+        self.done.update(point_key(r["scheme"], r.get("restorer"), r["image"], r["snr_db"], r["trial"]) for r in rows)
 
 
 def _format(value):
@@ -82,19 +114,25 @@ def read_results(path: Path) -> list[dict]:
     return rows
 
 
+def series_label(scheme: str, restorer: str | None) -> str:
+    """The curve label of a (scheme, restorer) pair: ``"scheme"`` or ``"scheme + restorer"``."""
+    return f"{scheme} + {restorer}" if restorer else scheme
+
+
 def summarize(rows: list[dict]) -> list[dict]:
-    """One row per (scheme, snr_db): means, a 95 % confidence half-width of PSNR, decode rate.
+    """One row per (scheme, restorer, snr_db): means, a 95 % confidence half-width of PSNR,
+    decode rate. ``restorer`` is None for the receiver output.
 
     PSNR is averaged in dB over images and trials (the convention of the JSCC papers).
     """
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["scheme"], row["snr_db"]), []).append(row)
-    order = {name: i for i, name in enumerate(dict.fromkeys(r["scheme"] for r in rows))}
+        groups.setdefault((row["scheme"], row.get("restorer") or None, row["snr_db"]), []).append(row)
+    order = {pair: i for i, pair in enumerate(dict.fromkeys((r["scheme"], r.get("restorer") or None) for r in rows))}
     table = []
-    for (scheme, snr), members in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
+    for (scheme, restorer, snr), members in sorted(groups.items(), key=lambda kv: (order[kv[0][:2]], kv[0][2])):
         psnr = [r["psnr"] for r in members if r["psnr"] is not None and math.isfinite(r["psnr"])]
-        entry = {"scheme": scheme, "snr_db": snr, "n": len(members),
+        entry = {"scheme": scheme, "restorer": restorer, "snr_db": snr, "n": len(members),
                  "psnr": _mean(psnr), "psnr_ci95": _ci95(psnr),
                  "ms_ssim": _mean([r["ms_ssim"] for r in members if r["ms_ssim"] is not None]),
                  "lpips": _mean([r["lpips"] for r in members if r["lpips"] is not None]),
@@ -106,7 +144,8 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 def cliff_snr(summary: list[dict], scheme: str, rate: float = 0.5) -> float | None:
     """Lowest SNR from which on the decode rate of ``scheme`` stays ≥ ``rate`` (None if never)."""
-    points = sorted((r["snr_db"], r["decoded_rate"]) for r in summary if r["scheme"] == scheme)
+    points = sorted((r["snr_db"], r["decoded_rate"]) for r in summary
+                    if r["scheme"] == scheme and not r.get("restorer"))
     cliff = None
     for snr, decoded in reversed(points):
         if decoded is None or decoded < rate:

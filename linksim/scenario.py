@@ -3,7 +3,8 @@
 A scenario file (see ``scenarios/cliff.yaml``, ``scenarios/cliff_vs_smooth.yaml``) names the
 images (and optionally ``crop_multiple``, a centre crop to multiples of N per side), the channel,
 the SNR grid, the trials, the bandwidth (cpp or BCR), the schemes (``separate``, ``capacity``,
-``deepjscc``), the metrics, the seed and the output folder. :func:`load_scenario` validates
+``deepjscc``), optionally the restorers applied to their receiver outputs (``sing-zero``; see
+:mod:`linksim.restore.registry`), the metrics, the seed and the output folder. :func:`load_scenario` validates
 all of it up front — every error names the field, the value and what is allowed; a deepjscc
 checkpoint is resolved and its ρ checked against the bandwidth — so a bad file fails before
 anything is computed or written. :mod:`linksim.runner` sweeps a validated scenario.
@@ -24,7 +25,7 @@ from linksim.errors import ConfigError
 SCHEME_TYPES = ("separate", "capacity", "deepjscc")
 METRICS = ("psnr", "ms_ssim", "lpips")
 TOP_LEVEL_KEYS = {"name", "description", "seed", "images", "limit", "crop_multiple", "channel", "snr_db", "trials",
-                  "bandwidth", "schemes", "metrics", "grid", "output", "cache_dir"}
+                  "bandwidth", "schemes", "restorers", "metrics", "grid", "output", "cache_dir"}
 
 
 @dataclass
@@ -49,13 +50,16 @@ class Scenario:
     raw: dict = field(default_factory=dict)
     crop_multiple: int | None = None
     checkpoints: dict = field(default_factory=dict)
+    restorers: list[dict] = field(default_factory=list)
+    priors: dict = field(default_factory=dict)
 
     def fingerprint(self) -> dict:
         """What determines the numbers of a row: a resumed run must match it.
 
-        ``crop_multiple`` and ``checkpoints`` (SHA-256 of each deepjscc scheme's weights, so
-        retrained weights are not mixed into an old run) appear only when set, so runs made
-        before those fields existed still resume.
+        ``crop_multiple``, ``checkpoints`` (SHA-256 of each deepjscc scheme's weights, so
+        retrained weights are not mixed into an old run), ``restorers`` (the normalized
+        entries) and ``priors`` (SHA-256 of each restorer's weights) appear only when set, so
+        runs made before those fields existed still resume.
         """
         fingerprint = {"seed": self.seed, "channel": self.channel, "bandwidth": self.bandwidth,
                        "schemes": self.schemes, "metrics": self.metrics}
@@ -63,6 +67,10 @@ class Scenario:
             fingerprint["crop_multiple"] = self.crop_multiple
         if self.checkpoints:
             fingerprint["checkpoints"] = self.checkpoints
+        if self.restorers:
+            fingerprint["restorers"] = self.restorers
+        if self.priors:
+            fingerprint["priors"] = self.priors
         return fingerprint
 
 
@@ -249,6 +257,36 @@ def _scheme(value, index: int, bandwidth: dict) -> dict:
     return scheme
 
 
+def _restorers(value, scheme_names: list[str]) -> list[dict]:
+    """The ``restorers:`` list: each entry validated by the restorer registry (no weights
+    loaded), plus ``after``, the schemes it restores (default: all)."""
+    from linksim.restore.registry import validate_spec
+
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError("restorers", value, "a list of restorers, e.g. [{type: sing-zero, prior: PATH_OR_NAME, "
+                                              "operator: avgpool4}]")
+    parsed = []
+    for i, entry in enumerate(value):
+        where = f"restorers[{i}]"
+        spec = validate_spec({k: v for k, v in entry.items() if k != "after"} if isinstance(entry, dict) else entry, where)
+        after = entry.get("after")
+        if after is None:
+            after = list(scheme_names)
+        elif isinstance(after, str):
+            after = [after]
+        if (not isinstance(after, list) or not after or any(a not in scheme_names for a in after)
+                or len(set(after)) != len(after)):
+            raise ConfigError(f"{where}.after", entry.get("after"), f"distinct scheme names among {scheme_names} "
+                                                                    "(default: every scheme)")
+        parsed.append({**spec, "after": [a for a in scheme_names if a in after]})
+    names = [r["name"] for r in parsed]
+    if len(set(names)) != len(names):
+        raise ConfigError("restorers", names, "distinct restorer names (set name: on each entry)")
+    return parsed
+
+
 def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
     """Validate a scenario mapping (as loaded from YAML) into a :class:`Scenario`."""
     if not isinstance(raw, dict):
@@ -265,6 +303,7 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
     names = [s["name"] for s in parsed]
     if len(set(names)) != len(names):
         raise ConfigError("schemes", names, "distinct scheme names")
+    restorers = _restorers(raw.get("restorers"), names)
     metrics = raw.get("metrics", ["psnr", "ms_ssim", "lpips"])
     if not isinstance(metrics, list) or not metrics or any(m not in METRICS for m in metrics):
         raise ConfigError("metrics", metrics, f"a non-empty list from {list(METRICS)}")
@@ -303,7 +342,15 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
         raw=raw,
         crop_multiple=crop_multiple,
         checkpoints={s["name"]: _checkpoint_digest(s["model"]) for s in parsed if s["type"] == "deepjscc"},
+        restorers=restorers,
+        priors={r["name"]: _restorer_digest(r, i) for i, r in enumerate(restorers)},
     )
+
+
+def _restorer_digest(restorer: dict, index: int) -> str:
+    from linksim.restore.registry import weights_digest
+
+    return weights_digest({k: v for k, v in restorer.items() if k != "after"}, f"restorers[{index}]")
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -9,6 +9,12 @@ A checkpoint folder holds exactly what rebuilds a model (DESIGN.md §6):
 Names (``deepjscc-awgn-r1_48``, …) resolve to folders shipped inside the package
 (``linksim/checkpoints/<name>/``) or under ``$LINKSIM_CHECKPOINTS``; a path to a folder
 works everywhere a name does. Nothing is ever downloaded.
+
+Diffusion priors (``linksim train prior``) are diffusers pipeline folders with the same
+``config.json`` (kind ``ddpm-prior``) and ``MODEL_CARD.md`` at the root; their weights live
+where diffusers puts them, ``unet/diffusion_pytorch_model.safetensors``
+(:func:`weights_path`). :func:`resolve_prior` turns a prior name or any diffusers UNet
+folder into a path for :func:`linksim.restore.load_prior`.
 """
 
 from __future__ import annotations
@@ -23,12 +29,15 @@ import torch
 
 from linksim.errors import ConfigError
 
-__all__ = ["SHIPPED_DIR", "available", "resolve", "save_checkpoint", "load_state", "read_config",
-           "load_deepjscc"]
+__all__ = ["PRIOR_KIND", "SHIPPED_DIR", "available", "load_deepjscc", "load_state", "read_config", "resolve",
+           "resolve_prior", "save_checkpoint", "weights_path"]
 
 SHIPPED_DIR = Path(__file__).parent / "checkpoints"
 WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "MODEL_CARD.md"
 _PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
+#: ``config.json`` kind of a diffusion prior folder (weights in ``unet/``, diffusers layout)
+PRIOR_KIND = "ddpm-prior"
+PRIOR_WEIGHTS = Path("unet") / "diffusion_pytorch_model.safetensors"
 
 
 def _search_dirs() -> list[Path]:
@@ -67,10 +76,55 @@ def resolve(name_or_path: str | Path) -> Path:
                 break
         else:
             raise ConfigError("checkpoint", text, f"a checkpoint folder or one of the names {available()}")
-    for needed in (WEIGHTS, CONFIG):
-        if not (path / needed).is_file():
-            raise ConfigError("checkpoint", str(path), f"a folder containing {WEIGHTS} and {CONFIG} ({needed} is missing)")
+    if not (path / CONFIG).is_file():
+        raise ConfigError("checkpoint", str(path), f"a folder containing {WEIGHTS} and {CONFIG} ({CONFIG} is missing)")
+    weights = weights_path(path)
+    if not weights.is_file():
+        raise ConfigError("checkpoint", str(path), f"a folder containing {weights.relative_to(path)} and {CONFIG} "
+                                                   f"({weights.relative_to(path)} is missing)")
     return path
+
+
+def weights_path(folder: str | Path) -> Path:
+    """The weights file of a checkpoint folder: ``model.safetensors``, or for a diffusion
+    prior (``config.json`` kind ``ddpm-prior``) ``unet/diffusion_pytorch_model.safetensors``."""
+    folder = Path(folder)
+    if (folder / CONFIG).is_file():
+        try:
+            kind = json.loads((folder / CONFIG).read_text()).get("kind")
+        except (OSError, ValueError, AttributeError):
+            kind = None
+        if kind == PRIOR_KIND:
+            return folder / PRIOR_WEIGHTS
+    return folder / WEIGHTS
+
+
+def resolve_prior(name_or_path: str | Path) -> Path:
+    """The folder of a diffusion prior: a path to any diffusers ``UNet2DModel`` folder (or
+    pipeline folder) as given, or the name of a ``ddpm-prior`` checkpoint folder.
+
+    Only the folder is located here; :func:`linksim.restore.priors.inspect_prior` checks its
+    contents. :raises ConfigError: field ``prior`` — a pickle file, or neither a folder nor a
+    prior name (the error lists the prior names).
+    """
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.suffix.lower() in _PICKLE_SUFFIXES:
+        raise ConfigError("prior", text, "a diffusers UNet2DModel folder or a prior name (pickled weights are never "
+                                         "loaded: they can run arbitrary code)")
+    if path.is_dir():
+        return path
+    if text.strip() and "/" not in text and "\\" not in text:
+        for d in _search_dirs():
+            if (d / text / CONFIG).is_file():
+                try:
+                    kind = read_config(d / text).get("kind")
+                except ConfigError:
+                    kind = None
+                if kind == PRIOR_KIND:
+                    return d / text
+    raise ConfigError("prior", text, f"a diffusers UNet2DModel folder or one of the prior names "
+                                     f"{available(PRIOR_KIND)} (linksim/checkpoints/ or $LINKSIM_CHECKPOINTS)")
 
 
 def read_config(folder: str | Path) -> dict:

@@ -30,3 +30,27 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"development data {path} not present")
     return path
+
+
+@pytest.fixture(scope="session")
+def prior_images(tmp_path_factory, photo) -> Path:
+    """Three small photographs of different sizes (a folder) to train tiny priors on."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("prior-images")
+    Image.fromarray(photo[:24, :32]).save(folder / "a.png")
+    Image.fromarray(photo[30:50, 40:80]).save(folder / "b.png")
+    Image.fromarray(photo[60:100, 100:120]).save(folder / "c.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_prior(tmp_path_factory, prior_images) -> Path:
+    """A 16×16 diffusion prior (UNet 8/16 channels) trained for 2 steps by ``train_prior``."""
+    from linksim.restore.training import PriorSettings, train_prior
+
+    settings = PriorSettings(data=[str(prior_images)], size=16, channels=(8, 16), layers_per_block=1,
+                             attention_res=0, steps=2, batch=2)
+    folder = tmp_path_factory.mktemp("priors") / "tiny-prior-16"
+    train_prior(settings, folder, command="(tests)", progress=False)
+    return folder

@@ -173,6 +173,16 @@ class DDNMRestorer:
     def device(self) -> torch.device:
         return self.core.device
 
+    def check(self, image_shape) -> None:
+        """Refuse images of per-image shape (C, H, W) that the operator or the prior cannot take.
+
+        :raises ConfigError: field ``image_size`` — H or W not divisible by a pooling factor,
+            or another resolution or channel count than the prior's.
+        """
+        shape = tuple(int(v) for v in image_shape)
+        self.operator.out_shape(shape)
+        check_prior_fits(self.core.model, shape)
+
     def measurement_sigma(self, snr_db, batch: int) -> torch.Tensor:
         """σ_y per image in image units: ``sigma_y``, else ``sigma_y_rule(snr_db)``, else 0."""
         if self.sigma_y is not None:
@@ -196,8 +206,7 @@ class DDNMRestorer:
         if x_hat.dim() != 4:
             raise ConfigError("x_hat", tuple(x_hat.shape), "a float tensor [B, 3, H, W]")
         shape = tuple(x_hat.shape[1:])
-        self.operator.out_shape(shape)
-        check_prior_fits(self.core.model, shape)
+        self.check(shape)
         b = x_hat.shape[0]
         gens = per_image_generators(generator, b)
         x = x_hat.to(self.device, torch.float32) * 2.0 - 1.0

@@ -1,0 +1,267 @@
+"""Restorers by type: a scenario's ``restorers:`` entry (a dict) → a restorer object.
+
+A *restorer* (DESIGN.md §4) is any object with
+
+- ``restore(x_hat, snr_db, generator) -> x_tilde``: float [B, 3, H, W] in [0, 1] in, the
+  same shape out; ``snr_db`` a float or one per image (where the receiver knows it);
+  ``generator`` one ``torch.Generator`` per image;
+- ``check(image_shape)``: refuse a per-image (C, H, W) it cannot take (``ConfigError``
+  field ``image_size``), before anything runs;
+- ``device``.
+
+:func:`validate_spec` checks an entry without loading any weights (what
+:func:`linksim.scenario.load_scenario` does) and returns it normalized, defaults filled in;
+:func:`make_restorer` builds the restorer (loading the prior). Errors name the entry's field,
+e.g. ``restorers[0].operator: got 'avgpool3' — expected …``.
+
+Types
+-----
+``sing-zero`` — SING's first stage: DDNM null-space diffusion with a linear approximation A
+of the degradation (:class:`~linksim.restore.ddnm.DDNMRestorer`). Keys:
+
+================  =========================  ==================================================
+key               default                    meaning
+================  =========================  ==================================================
+``name``          ``SING-Zero``              the label in ``results.csv`` (column ``restorer``)
+``prior``         (required)                 a diffusers UNet2DModel folder or a prior name
+                                             (``linksim train prior``; see :func:`linksim.zoo.resolve_prior`)
+``operator``      ``avgpool4``               A: ``identity``, ``gray``, ``avgpool2|4|8``, ``+``-chains
+``steps``         100                        sampling steps, respaced from the prior's schedule
+``sampler``       ``ddpm``                   ``ddpm`` (η = 1) or ``ddim``
+``eta``           None                       DDIM's η in [0, 1] (default 0); only 1 with ddpm
+``sigma_y``       None                       None = 0: plain DDNM (A x̃ = A x̂ exactly); a number
+                                             ≥ 0: fixed σ_y of A x̂ in image units ([0, 1]);
+                                             ``snr``: DDNM+ with σ_y from the channel SNR
+``sigma_y_scale`` 0.05 (with ``snr`` only)   σ_y = scale · 10^(−SNR/20) (:func:`~linksim.restore.ddnm.sigma_y_from_snr`)
+``jump_length``   0                          RePaint time travel: jump length in grid steps
+``jump_n_sample`` 1                          RePaint time travel: repeats per jump point
+``batch``         8                          images per sampling call (the numbers do not depend on it)
+``device``        CUDA when present          ``cpu``, ``cuda`` or ``cuda:N`` (float16 on CUDA)
+================  =========================  ==================================================
+
+Planned, not implemented yet: ``sing-inn``, ``commin``, ``diffjscc`` (they will register here
+with :func:`register`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from linksim.errors import ConfigError
+
+__all__ = ["PLANNED", "REGISTRY", "RestorerType", "make_restorer", "register", "validate_spec", "weights_digest"]
+
+
+@dataclass(frozen=True)
+class RestorerType:
+    """One restorer type of the registry.
+
+    :ivar type: the ``type:`` value in a scenario.
+    :ivar label: the default ``name`` (the ``restorer`` column of ``results.csv``).
+    :ivar keys: the keys an entry may have besides ``type`` and ``name``.
+    :ivar validate: ``validate(entry, where) -> normalized entry`` (no weights loaded).
+    :ivar build: ``build(normalized entry, progress) -> restorer``.
+    :ivar weights: ``weights(normalized entry) -> [files]`` whose contents determine the
+        results (hashed into a run's fingerprint).
+    """
+
+    type: str
+    label: str
+    keys: frozenset[str]
+    validate: Callable[[dict, str], dict]
+    build: Callable[[dict, bool], Any]
+    weights: Callable[[dict], list[Path]]
+
+
+REGISTRY: dict[str, RestorerType] = {}
+#: restorer types of DESIGN.md §1 that are not implemented yet: type → label
+PLANNED = {"sing-inn": "SING-INN", "commin": "CommIN", "diffjscc": "DiffJSCC"}
+
+
+def register(rtype: RestorerType) -> RestorerType:
+    """Add (or replace) a restorer type."""
+    REGISTRY[rtype.type] = rtype
+    return rtype
+
+
+def _type_of(spec, where: str) -> RestorerType:
+    if not isinstance(spec, dict):
+        raise ConfigError(where, spec, "a mapping with at least 'type' and 'prior', e.g. "
+                                       "{type: sing-zero, prior: PATH_OR_NAME, operator: avgpool4}")
+    kind = spec.get("type")
+    if kind in REGISTRY:
+        return REGISTRY[kind]
+    planned = f" ({', '.join(PLANNED)} are planned, not implemented yet)" if PLANNED else ""
+    raise ConfigError(f"{where}.type", kind, f"one of {sorted(REGISTRY)}{planned}")
+
+
+def validate_spec(spec: dict, where: str = "restorer") -> dict:
+    """Check a restorer entry (no weights loaded) and return it normalized, defaults filled in.
+
+    :param where: the field prefix of error messages, e.g. ``restorers[0]``.
+    :raises ConfigError: naming ``{where}.{key}``: an unknown type or key, a missing prior,
+        a bad operator name, a value out of range.
+    """
+    rtype = _type_of(spec, where)
+    unknown = sorted(set(spec) - rtype.keys - {"type", "name"})
+    if unknown:
+        raise ConfigError(where, unknown[0], f"keys among {sorted(rtype.keys | {'type', 'name'})} "
+                                             f"for a {rtype.type} restorer")
+    name = spec.get("name", rtype.label)
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}.name", name, "a non-empty string (the restorer column of results.csv)")
+    normalized = rtype.validate(spec, where)
+    return {"name": name.strip(), "type": rtype.type, **normalized}
+
+
+def make_restorer(spec: dict, *, progress: bool = True, where: str = "restorer"):
+    """Build the restorer of an entry (validated here again; loads the prior).
+
+    The object gets two attributes besides its own: ``label`` (the entry's ``name``) and
+    ``batch`` (images per ``restore`` call).
+
+    :raises ConfigError: as :func:`validate_spec`, and ``{where}.prior`` for weights that do
+        not load, ``{where}.device`` for a device that does not work here.
+    """
+    spec = validate_spec(spec, where)
+    try:
+        restorer = REGISTRY[spec["type"]].build(spec, progress)
+    except ConfigError as error:
+        raise (error if error.field.startswith(where) else _relabel(error, where)) from None
+    restorer.label = spec["name"]
+    restorer.batch = spec.get("batch", 1)
+    return restorer
+
+
+def weights_digest(spec: dict, where: str = "restorer") -> str:
+    """SHA-256 over the weight files of a (validated) entry: a run's results depend on them."""
+    spec = validate_spec(spec, where)
+    digest = hashlib.sha256()
+    for path in REGISTRY[spec["type"]].weights(spec):
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _relabel(error: ConfigError, where: str) -> ConfigError:
+    return ConfigError(f"{where}.{error.field}", error.value, error.allowed)
+
+
+def _integer(spec: dict, key: str, default: int, where: str, low: int, high: int | None = None) -> int:
+    value = spec.get(key, default)
+    if value is None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        raise ConfigError(f"{where}.{key}", value, f"an integer ≥ {low}" + (f" and ≤ {high}" if high is not None else ""))
+    return value
+
+
+def _real(value, field: str, allowed: str, low: float = 0.0, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
+        raise ConfigError(field, value, allowed)
+    return float(value)
+
+
+def _device(value, field: str) -> str:
+    import torch
+
+    try:
+        parsed = torch.device(value)
+    except (RuntimeError, TypeError):
+        raise ConfigError(field, value, "'cpu', 'cuda' or 'cuda:N'") from None
+    if parsed.type not in ("cpu", "cuda"):
+        raise ConfigError(field, value, "'cpu', 'cuda' or 'cuda:N'")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(field, value, "'cpu' (no CUDA device is available here)")
+    return str(value)
+
+
+def _prior_files(prior, where: str):
+    from linksim import zoo
+    from linksim.restore.priors import inspect_prior
+
+    if not isinstance(prior, str) or not prior.strip():
+        raise ConfigError(f"{where}.prior", prior, "a diffusers UNet2DModel folder or a prior name "
+                                                   f"(prior names: {zoo.available(zoo.PRIOR_KIND)})")
+    try:
+        return inspect_prior(zoo.resolve_prior(prior))
+    except ConfigError as error:
+        raise _relabel(error, where) from None
+
+
+# ----------------------------------------------------------------------------- sing-zero
+
+def _validate_sing_zero(spec: dict, where: str) -> dict:
+    from linksim.restore.core import travel_schedule
+    from linksim.restore.ddnm import SIGMA_Y_SCALE
+    from linksim.restore.operators import make_operator
+
+    files = _prior_files(spec.get("prior"), where)
+    try:
+        operator = make_operator(spec.get("operator", "avgpool4")).name
+    except ConfigError as error:
+        raise _relabel(error, where) from None
+    steps = _integer(spec, "steps", 100, where, 1, files.num_train_timesteps)
+    sampler = spec.get("sampler", "ddpm")
+    if sampler not in ("ddpm", "ddim"):
+        raise ConfigError(f"{where}.sampler", sampler, "'ddpm' (η = 1) or 'ddim' (η = eta, default 0)")
+    eta = spec.get("eta")
+    if eta is not None:
+        eta = _real(eta, f"{where}.eta", "a number in [0, 1]", 0.0, 1.0)
+        if sampler == "ddpm" and eta != 1.0:
+            raise ConfigError(f"{where}.eta", spec["eta"], "1 or nothing with sampler ddpm (use sampler: ddim for other η)")
+    sigma_y = spec.get("sigma_y")
+    if sigma_y is not None and sigma_y != "snr":
+        sigma_y = _real(sigma_y, f"{where}.sigma_y", "nothing (0: plain DDNM), a number ≥ 0 in image units "
+                                                     "([0, 1] scale), or 'snr' (DDNM+ with σ_y from the channel SNR)")
+    jump_length = _integer(spec, "jump_length", 0, where, 0)
+    jump_n_sample = _integer(spec, "jump_n_sample", 1, where, 1)
+    try:
+        travel_schedule(steps, jump_length, jump_n_sample)
+    except ConfigError as error:
+        raise _relabel(error, where) from None
+    out = {"prior": spec["prior"], "operator": operator, "steps": steps, "sampler": sampler, "eta": eta,
+           "sigma_y": sigma_y}
+    if sigma_y == "snr":
+        out["sigma_y_scale"] = _real(spec.get("sigma_y_scale", SIGMA_Y_SCALE), f"{where}.sigma_y_scale",
+                                     "a number > 0 (σ_y at 0 dB, image units)", 1e-12)
+    elif "sigma_y_scale" in spec:
+        raise ConfigError(f"{where}.sigma_y_scale", spec["sigma_y_scale"], "nothing unless sigma_y is 'snr'")
+    out.update(jump_length=jump_length, jump_n_sample=jump_n_sample, batch=_integer(spec, "batch", 8, where, 1))
+    if spec.get("device") is not None:
+        out["device"] = _device(spec["device"], f"{where}.device")
+    return out
+
+
+def _build_sing_zero(spec: dict, progress: bool):
+    from linksim import zoo
+    from linksim.restore.ddnm import DDNMRestorer, sigma_y_from_snr
+
+    sigma_y = spec["sigma_y"]
+    options = {"sigma_y": 0.0 if sigma_y is None else None if sigma_y == "snr" else sigma_y}
+    if sigma_y == "snr":
+        options["sigma_y_rule"] = partial(sigma_y_from_snr, scale=spec["sigma_y_scale"])
+    return DDNMRestorer.from_prior(zoo.resolve_prior(spec["prior"]), spec["operator"], device=spec.get("device"),
+                                   steps=spec["steps"], sampler=spec["sampler"], eta=spec["eta"],
+                                   jump_length=spec["jump_length"], jump_n_sample=spec["jump_n_sample"],
+                                   progress=progress, **options)
+
+
+def _sing_zero_weights(spec: dict) -> list[Path]:
+    return [_prior_files(spec["prior"], "restorer").weights]
+
+
+register(RestorerType(
+    type="sing-zero", label="SING-Zero",
+    keys=frozenset({"prior", "operator", "steps", "sampler", "eta", "sigma_y", "sigma_y_scale", "jump_length",
+                    "jump_n_sample", "batch", "device"}),
+    validate=_validate_sing_zero, build=_build_sing_zero, weights=_sing_zero_weights))
