@@ -255,7 +255,9 @@ def format_summary(summary: list[dict]) -> str:
     for r in summary:
         lines.append(f"{series_label(r['scheme'], r.get('restorer'))[:28]:<28} {r['snr_db']:>7g} {r['n']:>4} {fmt(r['psnr'], '8.2f')} {fmt(r['psnr_ci95'], '6.2f')} "
                      f"{fmt(r['ms_ssim'], '8.4f')} {fmt(r['lpips'], '6.3f')} {fmt(r['decoded_rate'], '8.0%')} {fmt(r['bpp'], '7.4f')}")
-    for scheme in dict.fromkeys(r["scheme"] for r in summary if not r.get("restorer")):
+    # a cliff line only for schemes that can lose the image (analog and ideal ones never do)
+    lossy = {r["scheme"] for r in summary if not r.get("restorer") and (r["decoded_rate"] or 0) < 1}
+    for scheme in dict.fromkeys(r["scheme"] for r in summary if r["scheme"] in lossy):
         snr = cliff_snr(summary, scheme)
         lines.append(f"cliff of {scheme}: " + (f"decoded in ≥ 50 % of the points from {snr:g} dB up" if snr is not None else "never decoded in ≥ 50 % of the points"))
     return "\n".join(lines)

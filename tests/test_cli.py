@@ -64,7 +64,9 @@ def test_run_writes_results_plots_and_is_reproducible(tmp_path, image_folder, ca
     capacity_psnr = {r["snr_db"]: r["psnr"] for r in rows if r["scheme"] == "BPG + capacity"}
     assert capacity_psnr[6.0] > capacity_psnr[-6.0]
     assert all(r["lpips"] is None or 0 <= r["lpips"] <= 1 for r in rows)
-    assert "cliff of BPG + LDPC 1/2" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "cliff of BPG + LDPC 1/2" in printed
+    assert "cliff of BPG + capacity" not in printed  # an ideal code never loses the image: no cliff line
 
 
 def test_rerun_skips_points_already_written(tmp_path, image_folder, capsys):
