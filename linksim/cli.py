@@ -86,8 +86,8 @@ def _train_prior(args: argparse.Namespace) -> int:
 
 
 def _eval_deepjscc(args: argparse.Namespace) -> int:
-    from linksim.data import load_images
-    from linksim.jscc.training import evaluate, image_files, record_evaluation
+    from linksim.data import image_files, load_images
+    from linksim.jscc.training import evaluate, record_evaluation
     from linksim.zoo import load_deepjscc
 
     model = load_deepjscc(args.checkpoint)

@@ -156,6 +156,26 @@ def load_images(source: str | Path | Sequence[str | Path], limit: int | None = N
     return items
 
 
+def image_files(paths: Sequence[str | Path]) -> list[Path]:
+    """Image files under each path (folders searched recursively, sorted) — training data.
+
+    :raises ConfigError: field ``data`` — a missing path or a folder without images.
+    """
+    files = []
+    for p in paths:
+        path = Path(p).expanduser()
+        if path.is_dir():
+            found = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise ConfigError("data", str(p), "a folder that contains images")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ConfigError("data", str(p), "an existing image folder or file")
+    return files
+
+
 # ----------------------------------------------------------------------------- decoding
 
 def _orient(a: np.ndarray, orientation: int) -> np.ndarray:

@@ -27,15 +27,14 @@ import torch
 from tqdm.auto import tqdm
 
 from linksim.channel import make_channel
-from linksim.data import IMAGE_EXTENSIONS, load_images
+from linksim.data import image_files, load_images
 from linksim.errors import ConfigError
 from linksim.jscc.models import BOURTSOULATZE, DeepJSCC, DeepJSCCConfig, latent_channels_for
 from linksim.seeding import point_generator
 from linksim import zoo
+from linksim.train_common import STATE, cosine_lr, load_train_state, save_train_state
 
-__all__ = ["TrainSettings", "train_deepjscc", "evaluate", "PatchSampler", "image_files", "write_model_card"]
-
-STATE = "train_state.safetensors"
+__all__ = ["TrainSettings", "train_deepjscc", "evaluate", "PatchSampler", "write_model_card"]
 
 
 @dataclass
@@ -97,23 +96,6 @@ class TrainSettings:
 
 
 # ----------------------------------------------------------------------------- data
-
-def image_files(paths: list[str]) -> list[Path]:
-    """Image files under each path (folders searched recursively, sorted)."""
-    files = []
-    for p in paths:
-        path = Path(p).expanduser()
-        if path.is_dir():
-            found = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                raise ConfigError("data", str(p), "a folder that contains images")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise ConfigError("data", str(p), "an existing image folder or file")
-    return files
-
 
 class PatchSampler:
     """Random ``crop``×``crop`` patches with random flips from images kept in memory.
@@ -183,46 +165,6 @@ def evaluate(model: DeepJSCC, images, snrs, channel="awgn", seed: int = 0, progr
 
 # ----------------------------------------------------------------------------- training
 
-def _lr_at(step: int, settings: TrainSettings) -> float:
-    """Cosine from lr to lr/100 over the run, after a 2 % linear warm-up."""
-    warm = max(1, settings.steps // 50)
-    if step < warm:
-        return settings.lr * (step + 1) / warm
-    t = (step - warm) / max(1, settings.steps - warm)
-    lo = settings.lr / 100
-    return lo + 0.5 * (settings.lr - lo) * (1 + math.cos(math.pi * t))
-
-
-def _save_state(out: Path, step: int, opt: torch.optim.Optimizer, gen: torch.Generator, history: list) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {"step": torch.tensor(step), "rng": gen.get_state()}
-    for i, st in opt.state_dict()["state"].items():
-        for name, t in st.items():
-            tensors[f"opt.{i}.{name}"] = torch.as_tensor(t).contiguous()
-    tmp = out / (STATE + ".tmp")
-    save_file(tensors, str(tmp), metadata={"history": json.dumps(history)})
-    tmp.replace(out / STATE)
-
-
-def _load_state(out: Path, opt: torch.optim.Optimizer, gen: torch.Generator) -> tuple[int, list]:
-    from safetensors import safe_open
-
-    with safe_open(str(out / STATE), framework="pt") as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-        history = json.loads(f.metadata().get("history", "[]"))
-    state = opt.state_dict()
-    per_param: dict[int, dict] = {}
-    for key, t in tensors.items():
-        if key.startswith("opt."):
-            _, i, name = key.split(".", 2)
-            per_param.setdefault(int(i), {})[name] = t
-    state["state"] = per_param
-    opt.load_state_dict(state)
-    gen.set_state(tensors["rng"])
-    return int(tensors["step"]), history
-
-
 def _init_from(model: DeepJSCC, name: str) -> dict:
     """Copy every tensor of checkpoint ``name`` whose name and shape match (warm start)."""
     src = zoo.load_state(zoo.resolve(name))
@@ -260,7 +202,7 @@ def train_deepjscc(settings: TrainSettings, out: str | Path, *, command: str = "
         state = zoo.load_state(out)
         zoo.check_state(model, state, str(out))
         model.load_state_dict(state)
-        step, history = _load_state(out, opt, gen)
+        step, history = load_train_state(out, opt, gen)
         elapsed, init = saved.get("wall_seconds", 0.0), saved.get("init")
     elif (out / zoo.WEIGHTS).exists():
         saved = zoo.read_config(out)
@@ -288,7 +230,7 @@ def train_deepjscc(settings: TrainSettings, out: str | Path, *, command: str = "
         zoo.save_checkpoint(model, out, "deepjscc", meta["config"], card=write_model_card(meta, out.name),
                             extra={k: v for k, v in meta.items() if k not in ("kind", "config")})
         if not final:
-            _save_state(out, step, opt, gen, history)
+            save_train_state(out, step, opt, gen, history)
 
     lo, hi = settings.snr_range
     bar = tqdm(total=settings.steps, initial=step, desc=f"train {out.name}", unit="step",
@@ -299,7 +241,7 @@ def train_deepjscc(settings: TrainSettings, out: str | Path, *, command: str = "
         x = sampler.sample(settings.batch, gen)
         snr = lo + (hi - lo) * torch.rand(settings.batch, generator=gen)
         for group in opt.param_groups:
-            group["lr"] = _lr_at(step, settings)
+            group["lr"] = cosine_lr(step, settings.steps, settings.lr)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
             x_hat = model(x, snr, channel, gen)
         loss = torch.nn.functional.mse_loss(x_hat.float(), x)

@@ -51,12 +51,11 @@ import torch
 from tqdm.auto import tqdm
 
 from linksim import zoo
-from linksim.data import IMAGE_EXTENSIONS, read_image
+from linksim.data import image_files, read_image
 from linksim.errors import ConfigError
+from linksim.train_common import STATE, cosine_lr, load_train_state, save_train_state
 
-__all__ = ["PriorSettings", "ResizedCrops", "prior_image_files", "train_prior", "write_prior_card"]
-
-STATE = "train_state.safetensors"
+__all__ = ["PriorSettings", "ResizedCrops", "train_prior", "write_prior_card"]
 #: the noise schedule every prior trained here uses
 SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear",
             "prediction_type": "epsilon", "clip_sample": True, "clip_sample_range": 1.0}
@@ -129,26 +128,6 @@ class PriorSettings:
 
 # ----------------------------------------------------------------------------- data
 
-def prior_image_files(paths: list[str]) -> list[Path]:
-    """Image files under each path (folders searched recursively, sorted).
-
-    :raises ConfigError: field ``data`` — a missing path or a folder without images.
-    """
-    files = []
-    for p in paths:
-        path = Path(p).expanduser()
-        if path.is_dir():
-            found = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                raise ConfigError("data", str(p), "a folder that contains images")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise ConfigError("data", str(p), "an existing image folder or file")
-    return files
-
-
 class ResizedCrops:
     """Images resized once (shorter side = ``size``), drawn as random ``size``² crops with
     random horizontal flips.
@@ -160,7 +139,7 @@ class ResizedCrops:
         from PIL import Image
 
         self.size = size
-        self.files = prior_image_files(paths)
+        self.files = image_files(paths)
         self.images = []
         for file in tqdm(self.files, desc="load images", unit="img", disable=not progress, leave=False):
             pixels = read_image(file)
@@ -189,53 +168,6 @@ class ResizedCrops:
 
 
 # ----------------------------------------------------------------------------- state
-
-def _lr_at(step: int, settings: PriorSettings) -> float:
-    """Cosine from lr to lr/100 over the run, after a 2 % linear warm-up."""
-    warm = max(1, settings.steps // 50)
-    if step < warm:
-        return settings.lr * (step + 1) / warm
-    t = (step - warm) / max(1, settings.steps - warm)
-    lo = settings.lr / 100
-    return lo + 0.5 * (settings.lr - lo) * (1 + math.cos(math.pi * t))
-
-
-def _save_state(out: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
-                history: list) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {"step": torch.tensor(step), "rng": gen.get_state()}
-    for name, t in model.state_dict().items():
-        tensors[f"model.{name}"] = t.detach().cpu().contiguous()
-    for i, st in opt.state_dict()["state"].items():
-        for name, t in st.items():
-            tensors[f"opt.{i}.{name}"] = torch.as_tensor(t).detach().cpu().contiguous()
-    tmp = out / (STATE + ".tmp")
-    save_file(tensors, str(tmp), metadata={"history": json.dumps(history)})
-    tmp.replace(out / STATE)
-
-
-def _load_state(out: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator) -> tuple[int, list]:
-    from safetensors import safe_open
-
-    with safe_open(str(out / STATE), framework="pt") as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-        history = json.loads(f.metadata().get("history", "[]"))
-    weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    zoo.check_state(model, weights, str(out / STATE))
-    model.load_state_dict(weights)
-    device = next(model.parameters()).device
-    state = opt.state_dict()
-    per_param: dict[int, dict] = {}
-    for key, t in tensors.items():
-        if key.startswith("opt."):
-            _, i, name = key.split(".", 2)
-            per_param.setdefault(int(i), {})[name] = t if name == "step" else t.to(device)
-    state["state"] = per_param
-    opt.load_state_dict(state)
-    gen.set_state(tensors["rng"])
-    return int(tensors["step"]), history
-
 
 def _save_folder(export: torch.nn.Module, scheduler, out: Path, meta: dict, card: str) -> None:
     """Write the pipeline folder + config.json + MODEL_CARD.md: into a temporary sibling
@@ -315,7 +247,7 @@ def train_prior(settings: PriorSettings, out: str | Path, *, command: str = "", 
     step, history, elapsed = 0, [], 0.0
     if (out / STATE).exists():
         saved = zoo.read_config(out)
-        step, history = _load_state(out, unet, opt, gen)
+        step, history = load_train_state(out, opt, gen, model=unet)
         if ema is not unet:
             from safetensors.torch import load_file
 
@@ -337,7 +269,7 @@ def train_prior(settings: PriorSettings, out: str | Path, *, command: str = "", 
                     data_images=len(crops), command=command)
         _save_folder(ema, scheduler, out, meta, write_prior_card(meta, out.name))
         if not final:
-            _save_state(out, step, unet, opt, gen, history)
+            save_train_state(out, step, opt, gen, history, model=unet)
 
     bar = tqdm(total=settings.steps, initial=step, desc=f"train {out.name}", unit="step",
                disable=not progress, dynamic_ncols=True)
@@ -351,7 +283,7 @@ def train_prior(settings: PriorSettings, out: str | Path, *, command: str = "", 
         a = alphas[t].view(-1, 1, 1, 1)
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
         for group in opt.param_groups:
-            group["lr"] = _lr_at(step, settings)
+            group["lr"] = cosine_lr(step, settings.steps, settings.lr)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.bf16):
             pred = unet(x_t, t).sample
         loss = torch.nn.functional.mse_loss(pred.float(), noise)
