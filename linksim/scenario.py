@@ -182,15 +182,9 @@ def _deepjscc_scheme(value: dict, where: str, name: str, bandwidth: dict) -> dic
 
 def _checkpoint_digest(model: str) -> str:
     """SHA-256 of a checkpoint's weights file (the results of a run depend on it)."""
-    import hashlib
-
     from linksim import zoo
 
-    digest = hashlib.sha256()
-    with open(zoo.resolve(model) / zoo.WEIGHTS, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return zoo.files_digest(zoo.resolve(model) / zoo.WEIGHTS)
 
 
 def _scheme(value, index: int, bandwidth: dict) -> dict:

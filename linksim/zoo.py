@@ -19,6 +19,7 @@ folder into a path for :func:`linksim.restore.load_prior`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -160,6 +161,16 @@ def load_state(folder: str | Path) -> dict[str, torch.Tensor]:
             raise ConfigError("checkpoint", str(path), "a safetensors file (this one is a pickle/torch.save "
                                                        "archive, which is never loaded: it can run arbitrary code)") from None
         raise ConfigError("checkpoint", str(path), f"a valid safetensors file ({e})") from None
+
+
+def files_digest(*paths: str | Path) -> str:
+    """SHA-256 over the bytes of ``paths`` in order (streamed): what a run's results depend on."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def check_state(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:

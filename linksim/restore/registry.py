@@ -45,7 +45,6 @@ with :func:`register`).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,13 +140,10 @@ def make_restorer(spec: dict, *, progress: bool = True, where: str = "restorer")
 
 def weights_digest(spec: dict, where: str = "restorer") -> str:
     """SHA-256 over the weight files of a (validated) entry: a run's results depend on them."""
+    from linksim import zoo
+
     spec = validate_spec(spec, where)
-    digest = hashlib.sha256()
-    for path in REGISTRY[spec["type"]].weights(spec):
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    return zoo.files_digest(*REGISTRY[spec["type"]].weights(spec))
 
 
 # ----------------------------------------------------------------------------- helpers
