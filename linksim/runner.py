@@ -11,8 +11,8 @@ receiver output x̂ of a point with its own generator derived from (seed, scheme
 restorer, image id, SNR, trial), and its row's metrics compare x with x̃ clipped to
 [0, 1] (the restored image as saved; the restorer itself does not clip). A restorer's
 row keeps the link columns of its point (k, bits, decoded, …). The points of one
-(scheme, SNR) that a restorer still needs are restored in batches of its ``batch``. Images are centre-cropped to the scenario's ``crop_multiple`` (the
-same crop for every scheme). Everything that can be wrong with the inputs (scenario fields,
+(scheme, SNR) that a restorer still needs are restored in batches of its ``batch``. Images are brought to the scenario's ``resize`` (a centre
+square, resized) and centre-cropped to its ``crop_multiple``, the same for every scheme. Everything that can be wrong with the inputs (scenario fields,
 image files, checkpoints) is checked before the output folder is created.
 """
 
@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from linksim import units
 from linksim.channel import make_channel
-from linksim.data import center_crop, load_images, to_tensor, to_uint8
+from linksim.data import center_crop, load_images, square_resize, to_tensor, to_uint8
 from linksim.digital.capacity import CapacityScheme
 from linksim.digital.mcs import MCS
 from linksim.digital.separate import LadderCache, SeparateScheme, SourceCodedScheme
@@ -127,7 +127,8 @@ def run_scenario(scenario: Scenario, *, images=None, limit: int | None = None, o
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ConfigError("limit", limit, "a positive integer")
     items = load_images(images if images is not None else scenario.images, limit or scenario.limit)
-    items = [center_crop(item, scenario.crop_multiple) for item in items]  # the same crop for every scheme
+    # the same picture for every scheme: square + resize (a prior's resolution), then crop
+    items = [center_crop(square_resize(item, scenario.resize), scenario.crop_multiple) for item in items]
     cache_dir = scenario.cache_dir or default_cache_dir()
     channel = make_channel(scenario.channel)
     schemes = build_schemes(scenario, LadderCache(cache_dir))

@@ -1,7 +1,8 @@
 """Scenarios: one experiment as a validated YAML file.
 
 A scenario file (see ``scenarios/cliff.yaml``, ``scenarios/cliff_vs_smooth.yaml``) names the
-images (and optionally ``crop_multiple``, a centre crop to multiples of N per side), the channel,
+images (optionally ``resize: N``, a centre square resized to N×N, e.g. a diffusion prior's
+resolution, and ``crop_multiple``, a centre crop to multiples of N per side), the channel,
 the SNR grid, the trials, the bandwidth (cpp or BCR), the schemes (``separate``, ``capacity``,
 ``deepjscc``), optionally the restorers applied to their receiver outputs (``sing-zero``; see
 :mod:`linksim.restore.registry`), the metrics, the seed and the output folder. :func:`load_scenario` validates
@@ -24,7 +25,7 @@ from linksim.errors import ConfigError
 
 SCHEME_TYPES = ("separate", "capacity", "deepjscc")
 METRICS = ("psnr", "ms_ssim", "lpips")
-TOP_LEVEL_KEYS = {"name", "description", "seed", "images", "limit", "crop_multiple", "channel", "snr_db", "trials",
+TOP_LEVEL_KEYS = {"name", "description", "seed", "images", "limit", "crop_multiple", "resize", "channel", "snr_db", "trials",
                   "bandwidth", "schemes", "restorers", "metrics", "grid", "output", "cache_dir"}
 
 
@@ -49,6 +50,7 @@ class Scenario:
     source: Path | None = None
     raw: dict = field(default_factory=dict)
     crop_multiple: int | None = None
+    resize: int | None = None
     checkpoints: dict = field(default_factory=dict)
     restorers: list[dict] = field(default_factory=list)
     priors: dict = field(default_factory=dict)
@@ -56,7 +58,7 @@ class Scenario:
     def fingerprint(self) -> dict:
         """What determines the numbers of a row: a resumed run must match it.
 
-        ``crop_multiple``, ``checkpoints`` (SHA-256 of each deepjscc scheme's weights, so
+        ``crop_multiple``, ``resize``, ``checkpoints`` (SHA-256 of each deepjscc scheme's weights, so
         retrained weights are not mixed into an old run), ``restorers`` (the normalized
         entries) and ``priors`` (SHA-256 of each restorer's weights) appear only when set, so
         runs made before those fields existed still resume.
@@ -65,6 +67,8 @@ class Scenario:
                        "schemes": self.schemes, "metrics": self.metrics}
         if self.crop_multiple is not None:
             fingerprint["crop_multiple"] = self.crop_multiple
+        if self.resize is not None:
+            fingerprint["resize"] = self.resize
         if self.checkpoints:
             fingerprint["checkpoints"] = self.checkpoints
         if self.restorers:
@@ -317,6 +321,9 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
     crop_multiple = raw.get("crop_multiple")
     if crop_multiple is not None:
         crop_multiple = _number(crop_multiple, "crop_multiple", low=1, high=4096, integer=True)
+    resize = raw.get("resize")
+    if resize is not None:
+        resize = _number(resize, "resize", low=1, high=16384, integer=True)
     return Scenario(
         name=str(name),
         description=str(raw.get("description", "")),
@@ -335,6 +342,7 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
         source=source,
         raw=raw,
         crop_multiple=crop_multiple,
+        resize=resize,
         checkpoints={s["name"]: _checkpoint_digest(s["model"]) for s in parsed if s["type"] == "deepjscc"},
         restorers=restorers,
         priors={r["name"]: _restorer_digest(r, i) for i, r in enumerate(restorers)},

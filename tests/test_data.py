@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from linksim.data import SAMPLE_NAMES, ImageItem, load_images, read_image, to_tensor, to_uint8
+from linksim.data import SAMPLE_NAMES, ImageItem, load_images, read_image, square_resize, to_tensor, to_uint8
 from linksim.errors import ConfigError, ImageError
 
 RNG = np.random.default_rng(0)
@@ -210,3 +210,31 @@ def test_tensors():
     assert to_uint8(torch.tensor([[[[-0.5]], [[0.5]], [[2.0]]]])).tolist() == [[[[0, 128, 255]]]]
     with pytest.raises(ImageError):
         to_uint8(torch.zeros(4, 4))
+
+
+# ----------------------------------------------------------------------------- square_resize
+
+def test_square_resize_takes_the_centred_square_then_resizes():
+    # a 40×100 image: columns 0–29 black, 30–69 a gradient, 70–99 white; the centred square is
+    # columns 30–69, so neither pure black nor pure white survives the resize
+    pixels = np.zeros((40, 100, 3), np.uint8)
+    pixels[:, 30:70] = np.linspace(1, 254, 40, dtype=np.uint8)[None, :, None]
+    pixels[:, 70:] = 255
+    out = square_resize(ImageItem("x", pixels), 20).pixels
+    assert out.shape == (20, 20, 3) and out.dtype == np.uint8
+    assert 0 < out.min() and out.max() < 255
+    assert np.all(np.diff(out[0, :, 0].astype(int)) >= 0)  # the gradient keeps its direction
+
+
+def test_square_resize_keeps_a_constant_image_constant_and_a_fitting_square_unchanged():
+    flat = np.full((90, 70, 3), 77, np.uint8)
+    assert np.all(square_resize(ImageItem("f", flat), 33).pixels == 77)
+    square = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert np.array_equal(square_resize(ImageItem("s", square), 64).pixels, square)
+    assert square_resize(ImageItem("s", square), None).pixels is square
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, True, "64"])
+def test_square_resize_refuses_a_bad_size(value):
+    with pytest.raises(ConfigError, match="resize"):
+        square_resize(ImageItem("x", np.zeros((8, 8, 3), np.uint8)), value)

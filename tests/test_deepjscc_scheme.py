@@ -243,6 +243,22 @@ def test_crop_multiple_center_crops_every_image_for_every_scheme(tmp_path, ckpt,
     assert center_crop(ImageItem("x", photo[:41, :61]), None).pixels.shape == (41, 61, 3)
 
 
+def test_resize_brings_every_image_to_one_square_size_before_the_schemes(tmp_path, ckpt, photo):
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    Image.fromarray(photo[:40, :70]).save(folder / "wide.png")
+    raw = scenario_dict(ckpt, folder, tmp_path / "out", resize=32, snr_db=[0], trials=1)
+    scenario = parse_scenario(raw)
+    assert scenario.resize == 32 and scenario.fingerprint()["resize"] == 32
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = run_scenario(scenario, progress=False, plots=False)
+    assert {(r["height"], r["width"]) for r in read_results(result.results_csv)} == {(32.0, 32.0)}
+    for value in (0, 2.5, "big"):
+        with pytest.raises(ConfigError, match="resize"):
+            parse_scenario(scenario_dict(ckpt, folder, tmp_path / "out", resize=value))
+
+
 def test_an_image_smaller_than_crop_multiple_is_refused_before_any_output(tmp_path, ckpt, photo):
     folder = tmp_path / "small"
     folder.mkdir()
