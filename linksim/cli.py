@@ -102,6 +102,27 @@ def _eval_deepjscc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate_sigma_y(args: argparse.Namespace) -> int:
+    from linksim.calibration import format_sigma_y, measure_sigma_y
+    from linksim.data import image_files, load_images, square_resize, to_tensor
+    from linksim.errors import ConfigError
+    from linksim.zoo import load_deepjscc
+
+    model = load_deepjscc(args.checkpoint)
+    items = [square_resize(item, args.resize) for item in load_images(image_files([args.data]), limit=args.limit)]
+    images = to_tensor(items)
+    if isinstance(images, list):
+        raise ConfigError("data", args.data, "images of one size (pass --resize N)")
+    channel = args.channel or model.config.channel
+    table = measure_sigma_y(model, args.operator, images, args.snr, channel=channel, trials=args.trials,
+                            seed=args.seed, progress=not args.quiet)
+    print(f"σ_y = RMS of A x̂ − A x, A = {args.operator}, {args.checkpoint}, {len(items)} images × {args.trials} trials")
+    for snr, sigma in table.items():
+        print(f"SNR {snr:6.1f} dB   σ_y {sigma:.4f}")
+    print(format_sigma_y(table))
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from fractions import Fraction
 
@@ -199,6 +220,20 @@ def build_parser() -> argparse.ArgumentParser:
     ej.add_argument("--record", metavar="LABEL", help="write the table into the checkpoint's model card as LABEL")
     ej.add_argument("--quiet", action="store_true")
     ej.set_defaults(handler=_eval_deepjscc)
+
+    cal = commands.add_parser("calibrate", help="measure a restorer setting").add_subparsers(dest="what", required=True)
+    cs = cal.add_parser("sigma-y", help="σ_y per SNR for DDNM+ (sing-zero): RMS of A x̂ − A x of a DeepJSCC checkpoint")
+    cs.add_argument("checkpoint", help="checkpoint name or folder")
+    cs.add_argument("--operator", required=True, help="the restorer's A, e.g. avgpool8")
+    cs.add_argument("--data", required=True, help="calibration images (not the ones you evaluate on)")
+    cs.add_argument("--resize", type=int, help="centre square resized to N×N (the prior's resolution)")
+    cs.add_argument("--snr", type=float, nargs="+", default=[-5, -2.5, 0, 2.5, 5, 10, 15])
+    cs.add_argument("--channel", choices=["awgn", "rayleigh-block"], help="default: the one it was trained for")
+    cs.add_argument("--trials", type=int, default=2)
+    cs.add_argument("--limit", type=int)
+    cs.add_argument("--seed", type=int, default=0)
+    cs.add_argument("--quiet", action="store_true")
+    cs.set_defaults(handler=_calibrate_sigma_y)
 
     models = commands.add_parser("models", help="list the checkpoints that load by name")
     models.set_defaults(handler=_models)

@@ -24,6 +24,7 @@ from linksim.jscc.models import DeepJSCC, DeepJSCCConfig
 from linksim.link import Bandwidth
 from linksim.metrics import psnr
 from linksim.restore import make_operator, make_restorer
+from linksim.restore.registry import validate_spec
 from linksim.results import COLUMNS, LEGACY_COLUMNS, read_results
 from linksim.runner import format_summary, restore_points, run_scenario
 from linksim.scenario import parse_scenario
@@ -165,6 +166,9 @@ def test_old_results_csv_is_upgraded_in_place_and_resumes(tmp_path, ckpt, images
     ({"sigma_y": -0.1}, "restorers[0].sigma_y", ["snr"]),
     ({"sigma_y": "loud"}, "restorers[0].sigma_y", ["snr"]),
     ({"sigma_y_scale": 0.1}, "restorers[0].sigma_y_scale", ["snr"]),
+    ({"sigma_y": {0: -0.1}}, "restorers[0].sigma_y", ["σ_y ≥ 0"]),
+    ({"sigma_y": {"low": 0.1}}, "restorers[0].sigma_y", ["pairs of numbers"]),
+    ({"sigma_y": {}}, "restorers[0].sigma_y", ["non-empty"]),
     ({"jump_length": 3}, "restorers[0].jump_length", ["[0, 2]"]),
     ({"batch": 0}, "restorers[0].batch", ["≥ 1"]),
     ({"device": "tpu"}, "restorers[0].device", ["cuda"]),
@@ -225,6 +229,10 @@ def test_registry_maps_sigma_y(tiny_prior):
     assert float(snr.measurement_sigma(0.0, 1)[0]) == pytest.approx(0.1)
     fixed = make_restorer({**base, "sigma_y": 0.02, "sampler": "ddim", "eta": 0.5}, progress=False)
     assert float(fixed.measurement_sigma(10.0, 1)[0]) == pytest.approx(0.02) and fixed.eta == 0.5
+    spec = validate_spec({**base, "sigma_y": {5: 0.1, -5: 0.3}}, "restorers[0]")
+    assert spec["sigma_y"] == {-5.0: 0.3, 5.0: 0.1}  # sorted, numbers
+    table = make_restorer({**base, "sigma_y": {5: 0.1, -5: 0.3}}, progress=False)
+    assert table.measurement_sigma([-9.0, 0.0, 2.5], 3).tolist() == pytest.approx([0.3, 0.2, 0.15])
 
 
 def test_restore_imports_nothing_from_the_physical_layer():

@@ -36,7 +36,8 @@ prior's last x̂₀, which need not satisfy A x̃ = y.
 image units is doubled (as DDNM does). It is the caller's ``sigma_y=`` when given;
 otherwise, where the receiver knows the SNR, ``sigma_y_rule(snr_db)`` —
 :func:`sigma_y_from_snr` by default, a *heuristic* for DeepJSCC outputs (their error is
-not additive white noise); without either, σ_y = 0 (plain DDNM).
+not additive white noise) — or a :class:`SigmaYTable` *measured* on (x, x̂) pairs
+(``linksim calibrate``, :mod:`linksim.calibration`); without either, σ_y = 0 (plain DDNM).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from linksim.restore.core import (
 from linksim.restore.operators import LinearOperator, make_operator
 from linksim.restore.priors import check_prior_fits
 
-__all__ = ["SIGMA_Y_SCALE", "DDNMHook", "DDNMRestorer", "sigma_y_from_snr"]
+__all__ = ["SIGMA_Y_SCALE", "DDNMHook", "DDNMRestorer", "SigmaYTable", "sigma_y_from_snr"]
 
 #: default σ_y (image units, [0, 1]) of :func:`sigma_y_from_snr` at 0 dB
 SIGMA_Y_SCALE = 0.05
@@ -76,6 +77,48 @@ def sigma_y_from_snr(snr_db: torch.Tensor | float, scale: float = SIGMA_Y_SCALE)
     """
     return scale * torch.pow(10.0, -torch.as_tensor(snr_db, dtype=torch.float64) / 20.0)
 
+
+
+class SigmaYTable:
+    """A measured σ_y rule: σ_y(SNR) interpolated linearly between calibration points.
+
+    ``points`` maps SNR (dB) → σ_y (image units), e.g. the RMS of A(x̂ − x) that
+    ``linksim calibrate`` measured for one DeepJSCC checkpoint and operator. Between points
+    the value is interpolated linearly in SNR; outside them it is held at the nearest
+    end (no extrapolation: the error of a learned decoder saturates).
+
+    >>> rule = SigmaYTable({-5: 0.2, 5: 0.1})
+    >>> [round(float(v), 3) for v in rule(torch.tensor([-10.0, 0.0, 2.5, 9.0]))]
+    [0.2, 0.15, 0.125, 0.1]
+    """
+
+    def __init__(self, points: dict):
+        if not isinstance(points, dict) or not points:
+            raise ConfigError("sigma_y", points, "a non-empty mapping SNR (dB) → σ_y ≥ 0 (image units)")
+        pairs = []
+        for snr, sigma in points.items():
+            try:
+                pair = (float(snr), float(sigma))
+            except (TypeError, ValueError):
+                raise ConfigError("sigma_y", {snr: sigma}, "SNR (dB) → σ_y pairs of numbers") from None
+            if not (math.isfinite(pair[0]) and math.isfinite(pair[1]) and pair[1] >= 0):
+                raise ConfigError("sigma_y", {snr: sigma}, "a finite SNR (dB) → a finite σ_y ≥ 0")
+            pairs.append(pair)
+        pairs.sort()
+        self.snr_db = torch.tensor([p[0] for p in pairs], dtype=torch.float64)
+        self.sigma = torch.tensor([p[1] for p in pairs], dtype=torch.float64)
+
+    def __call__(self, snr_db: torch.Tensor | float) -> torch.Tensor:
+        snr = torch.as_tensor(snr_db, dtype=torch.float64).clamp(self.snr_db[0], self.snr_db[-1])
+        upper = torch.searchsorted(self.snr_db, snr.contiguous()).clamp(1, max(len(self.snr_db) - 1, 1))
+        if len(self.snr_db) == 1:
+            return self.sigma[0].expand(snr.shape).clone()
+        lo, hi = self.snr_db[upper - 1], self.snr_db[upper]
+        weight = (snr - lo) / (hi - lo)
+        return self.sigma[upper - 1] + weight * (self.sigma[upper] - self.sigma[upper - 1])
+
+    def as_dict(self) -> dict[float, float]:
+        return dict(zip(self.snr_db.tolist(), self.sigma.tolist()))
 
 class DDNMHook:
     """The core hook of DDNM (σ_y = 0) and DDNM+ (σ_y > 0), per image.

@@ -31,7 +31,9 @@ key               default                    meaning
 ``eta``           None                       DDIM's η in [0, 1] (default 0); only 1 with ddpm
 ``sigma_y``       None                       None = 0: plain DDNM (A x̃ = A x̂ exactly); a number
                                              ≥ 0: fixed σ_y of A x̂ in image units ([0, 1]);
-                                             ``snr``: DDNM+ with σ_y from the channel SNR
+                                             ``snr``: DDNM+ with σ_y from the channel SNR;
+                                             ``{SNR_dB: σ_y, …}``: DDNM+ with a measured table
+                                             (interpolated; ``linksim calibrate sigma-y``)
 ``sigma_y_scale`` 0.05 (with ``snr`` only)   σ_y = scale · 10^(−SNR/20) (:func:`~linksim.restore.ddnm.sigma_y_from_snr`)
 ``jump_length``   0                          RePaint time travel: jump length in grid steps
 ``jump_n_sample`` 1                          RePaint time travel: repeats per jump point
@@ -198,7 +200,7 @@ def _prior_files(prior, where: str):
 
 def _validate_sing_zero(spec: dict, where: str) -> dict:
     from linksim.restore.core import travel_schedule
-    from linksim.restore.ddnm import SIGMA_Y_SCALE
+    from linksim.restore.ddnm import SIGMA_Y_SCALE, SigmaYTable
     from linksim.restore.operators import make_operator
 
     files = _prior_files(spec.get("prior"), where)
@@ -216,9 +218,15 @@ def _validate_sing_zero(spec: dict, where: str) -> dict:
         if sampler == "ddpm" and eta != 1.0:
             raise ConfigError(f"{where}.eta", spec["eta"], "1 or nothing with sampler ddpm (use sampler: ddim for other η)")
     sigma_y = spec.get("sigma_y")
-    if sigma_y is not None and sigma_y != "snr":
+    if isinstance(sigma_y, dict):
+        try:
+            sigma_y = SigmaYTable(sigma_y).as_dict()
+        except ConfigError as error:
+            raise _relabel(error, where) from None
+    elif sigma_y is not None and sigma_y != "snr":
         sigma_y = _real(sigma_y, f"{where}.sigma_y", "nothing (0: plain DDNM), a number ≥ 0 in image units "
-                                                     "([0, 1] scale), or 'snr' (DDNM+ with σ_y from the channel SNR)")
+                                                     "([0, 1] scale), 'snr' (DDNM+ with σ_y from the channel SNR) or "
+                                                     "a measured table {SNR_dB: σ_y, …} (linksim calibrate)")
     jump_length = _integer(spec, "jump_length", 0, where, 0)
     jump_n_sample = _integer(spec, "jump_n_sample", 1, where, 1)
     try:
@@ -240,12 +248,15 @@ def _validate_sing_zero(spec: dict, where: str) -> dict:
 
 def _build_sing_zero(spec: dict, progress: bool):
     from linksim import zoo
-    from linksim.restore.ddnm import DDNMRestorer, sigma_y_from_snr
+    from linksim.restore.ddnm import DDNMRestorer, SigmaYTable, sigma_y_from_snr
 
     sigma_y = spec["sigma_y"]
-    options = {"sigma_y": 0.0 if sigma_y is None else None if sigma_y == "snr" else sigma_y}
+    measured = isinstance(sigma_y, dict)
+    options = {"sigma_y": 0.0 if sigma_y is None else None if sigma_y == "snr" or measured else sigma_y}
     if sigma_y == "snr":
         options["sigma_y_rule"] = partial(sigma_y_from_snr, scale=spec["sigma_y_scale"])
+    elif measured:
+        options["sigma_y_rule"] = SigmaYTable(sigma_y)
     return DDNMRestorer.from_prior(zoo.resolve_prior(spec["prior"]), spec["operator"], device=spec.get("device"),
                                    steps=spec["steps"], sampler=spec["sampler"], eta=spec["eta"],
                                    jump_length=spec["jump_length"], jump_n_sample=spec["jump_n_sample"],
