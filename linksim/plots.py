@@ -7,6 +7,7 @@ that runs a scenario keeps its inline plots).
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -65,8 +66,16 @@ def _fail_regions(summary: list[dict], separate: list[str]) -> tuple[float | Non
 
 
 def psnr_vs_snr(summary: list[dict], path: Path, title: str = "", kinds: dict[str, str] | None = None) -> Path:
+    """:func:`psnr_figure` saved to ``path`` (PNG, 130 dpi)."""
+    path = Path(path)
+    psnr_figure(summary, title, kinds).savefig(path, dpi=130)
+    return path
+
+
+def psnr_figure(summary: list[dict], title: str = "", kinds: dict[str, str] | None = None) -> Figure:
     """Mean PSNR per scheme (and per scheme + restorer) vs. SNR with a 95 % band, and below
-    it the decode rate.
+    it the decode rate — or, when no scheme can lose the image (analog schemes, restorers),
+    the mean MS-SSIM, where a restorer's gain often shows when PSNR hardly moves.
 
     ``kinds`` maps scheme names to ``separate`` | ``capacity`` | ``deepjscc`` (the runner
     passes them; otherwise they are guessed from the names). Separate schemes are thin step
@@ -88,7 +97,9 @@ def psnr_vs_snr(summary: list[dict], path: Path, title: str = "", kinds: dict[st
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
     counters: dict[str, int] = {}
     all_snr = sorted({r["snr_db"] for r in summary})
-    summary = [r for r in summary if not r.get("restorer")]  # the failure regions are the schemes' own
+    own = [r for r in summary if not r.get("restorer")]  # the failure regions are the schemes' own
+    # the lower panel: the decode rate where a scheme can lose the image, else MS-SSIM (if measured)
+    show_ms_ssim = all((r["decoded_rate"] or 0) >= 1 for r in own) and any(r.get("ms_ssim") is not None for r in summary)
     for scheme, restorer in series:
         kind = "restored" if restorer else kind_of[scheme]
         index = counters[kind] = counters.get(kind, -1) + 1
@@ -104,13 +115,14 @@ def psnr_vs_snr(summary: list[dict], path: Path, title: str = "", kinds: dict[st
         if style.get("drawstyle") == "steps-mid":
             band["step"] = "mid"
         top.fill_between(snr, psnr - ci, psnr + ci, **band)
-        if restorer:  # the decode rate is the scheme's own
-            continue
-        bottom.plot(snr, [100 * (r["decoded_rate"] or 0.0) for r in rows], **style)
+        if show_ms_ssim:
+            bottom.plot(snr, [np.nan if r.get("ms_ssim") is None else r["ms_ssim"] for r in rows], **style)
+        elif not restorer:  # the decode rate is the scheme's own
+            bottom.plot(snr, [100 * (r["decoded_rate"] or 0.0) for r in rows], **style)
 
     # Where the separate schemes are lost: shade it in both panels.
     separate = [s for s in schemes if kind_of[s] == "separate"]
-    all_fail, some_fail = _fail_regions(summary, separate)
+    all_fail, some_fail = _fail_regions(own, separate)
     if all_snr:
         step = (all_snr[1] - all_snr[0]) if len(all_snr) > 1 else 1.0
         left, right = all_snr[0] - step / 2, all_snr[-1] + step / 2
@@ -132,14 +144,15 @@ def psnr_vs_snr(summary: list[dict], path: Path, title: str = "", kinds: dict[st
     top.legend(loc="lower right", fontsize=8, framealpha=0.9)
     if title:
         top.set_title(title, fontsize=9)
-    bottom.set_ylabel("decoded (%)")
-    bottom.set_ylim(-5, 105)
+    if show_ms_ssim:
+        bottom.set_ylabel("MS-SSIM")
+    else:
+        bottom.set_ylabel("decoded (%)")
+        bottom.set_ylim(-5, 105)
     bottom.set_xlabel("SNR (dB)")
     bottom.grid(alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=130)
-    return path
+    return fig
 
 
 def image_grid(item, schemes: list[str], snrs: list[float], images_dir: Path, path: Path, slug,
@@ -163,10 +176,12 @@ def image_grid(item, schemes: list[str], snrs: list[float], images_dir: Path, pa
         if r == 0:  # the original once, top left; the first column of the other rows holds their labels
             axes[r, 0].imshow(item.pixels)
             axes[r, 0].set_title("original", fontsize=8)
-        else:
+            axes[r, 0].set_ylabel(textwrap.fill(scheme, 26), fontsize=8)
+        else:  # the empty first cell holds the label, wrapped: long "scheme + restorer" labels fit
             for side in axes[r, 0].spines.values():
                 side.set_visible(False)
-        axes[r, 0].set_ylabel(scheme, fontsize=8)
+            axes[r, 0].text(0.5, 0.5, textwrap.fill(scheme, 22), ha="center", va="center", fontsize=8,
+                            transform=axes[r, 0].transAxes)
         for c, snr in enumerate(snrs, start=1):
             folder = (folders or {}).get(scheme) or slug(scheme)
             file = Path(images_dir) / folder / f"{slug(item.id)}__snr{float(snr):+g}.png"

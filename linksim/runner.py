@@ -250,11 +250,12 @@ def restore_points(restorer, seed: int, scheme: str, image: str, snr_db: float, 
 
 def format_summary(summary: list[dict]) -> str:
     """The summary as an aligned text table, with the cliff SNR of each scheme."""
-    header = f"{'scheme':<28} {'SNR dB':>7} {'n':>4} {'PSNR dB':>8} {'±95%':>6} {'MS-SSIM':>8} {'LPIPS':>6} {'decoded':>8} {'bpp':>7}"
+    width = max([28] + [len(series_label(r["scheme"], r.get("restorer"))) for r in summary])  # never cut a label
+    header = f"{'scheme':<{width}} {'SNR dB':>7} {'n':>4} {'PSNR dB':>8} {'±95%':>6} {'MS-SSIM':>8} {'LPIPS':>6} {'decoded':>8} {'bpp':>7}"
     lines = [header, "-" * len(header)]
     fmt = lambda v, spec: format(v, spec) if v is not None else "—".rjust(len(format(0.0, spec)))  # noqa: E731
     for r in summary:
-        lines.append(f"{series_label(r['scheme'], r.get('restorer'))[:28]:<28} {r['snr_db']:>7g} {r['n']:>4} {fmt(r['psnr'], '8.2f')} {fmt(r['psnr_ci95'], '6.2f')} "
+        lines.append(f"{series_label(r['scheme'], r.get('restorer')):<{width}} {r['snr_db']:>7g} {r['n']:>4} {fmt(r['psnr'], '8.2f')} {fmt(r['psnr_ci95'], '6.2f')} "
                      f"{fmt(r['ms_ssim'], '8.4f')} {fmt(r['lpips'], '6.3f')} {fmt(r['decoded_rate'], '8.0%')} {fmt(r['bpp'], '7.4f')}")
     # a cliff line only for schemes that can lose the image (analog and ideal ones never do)
     lossy = {r["scheme"] for r in summary if not r.get("restorer") and (r["decoded_rate"] or 0) < 1}

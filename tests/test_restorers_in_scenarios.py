@@ -251,3 +251,34 @@ def test_restore_imports_nothing_from_the_physical_layer():
     assert not {m for m in imported if m.split(".")[:2] in (["linksim", "channel"], ["linksim", "digital"],
                                                             ["linksim", "jscc"])}
     assert "linksim.restore.registry" in imported  # the walk did see the package
+
+
+def test_summary_table_never_cuts_a_restorer_label():
+    # two restorers whose labels agree on their first 28 characters must stay distinguishable
+    row = {"scheme": "DeepJSCC", "snr_db": 0.0, "n": 2, "psnr": 20.0, "psnr_ci95": 0.5, "ms_ssim": 0.9,
+           "lpips": None, "decoded_rate": 1.0, "bpp": None}
+    labels = ["SING-Zero (avgpool4, measured σ_y)", "SING-Zero (avgpool8, σ_y = 0)"]
+    table = format_summary([{**row, "restorer": ""}] + [{**row, "restorer": label} for label in labels])
+    lines = table.splitlines()
+    for label in labels:
+        assert f"DeepJSCC + {label}" in table
+    assert len({len(line) for line in lines[:5]}) == 1  # header, rule and rows stay aligned
+
+
+def test_psnr_figure_draws_every_restorer_curve_and_ms_ssim_when_nothing_can_be_lost():
+    from linksim.plots import psnr_figure
+
+    def row(scheme, restorer, snr, psnr, decoded=1.0):
+        return {"scheme": scheme, "restorer": restorer, "snr_db": snr, "n": 2, "psnr": psnr, "psnr_ci95": 0.3,
+                "ms_ssim": psnr / 40, "lpips": None, "decoded_rate": decoded, "bpp": None}
+
+    analog = [row("DeepJSCC", r, snr, 15 + snr + i) for i, r in enumerate(["", "SING-Zero"]) for snr in (-5.0, 0.0, 5.0)]
+    top, bottom = psnr_figure(analog, kinds={"DeepJSCC": "deepjscc"}).axes
+    curves = {line.get_label(): line.get_ydata() for line in top.get_lines()}
+    assert list(curves["DeepJSCC + SING-Zero"]) == [11.0, 16.0, 21.0]
+    assert list(curves["DeepJSCC (analog)"]) == [10.0, 15.0, 20.0]
+    assert bottom.get_ylabel() == "MS-SSIM" and len(bottom.get_lines()) == 2
+    lossy = analog + [row("BPG + LDPC", "", snr, 30.0, decoded=float(snr > 0)) for snr in (-5.0, 0.0, 5.0)]
+    top, bottom = psnr_figure(lossy, kinds={"DeepJSCC": "deepjscc", "BPG + LDPC": "separate"}).axes
+    assert bottom.get_ylabel() == "decoded (%)" and len(bottom.get_lines()) == 2  # one per scheme, not per restorer
+    assert "DeepJSCC + SING-Zero" in {line.get_label() for line in top.get_lines()}
