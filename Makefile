@@ -29,8 +29,8 @@ test-slow: setup
 clean-venv:
 	rm -rf $(VENV)
 
-# The shipped DeepJSCC checkpoints (linksim/checkpoints/), retrained from ../shared/data
-# (development data, not in the repository) on the CPU; see each MODEL_CARD.md.
+# The shipped DeepJSCC checkpoints and the face prior (linksim/checkpoints/), retrained from
+# ../shared/data (development data, not in the repository) on the CPU; see each MODEL_CARD.md.
 DATA ?= ../shared/data
 TRAIN := $(BIN)/linksim train deepjscc --data $(DATA)/train_natural --val-data $(DATA)/val_natural/set14
 CKPT := linksim/checkpoints
@@ -38,6 +38,9 @@ checkpoints: setup
 	$(TRAIN) --bcr 1/48 --channel awgn --snr-range -5 15 --steps 8000 --val-every 4000 --seed 1 --out $(CKPT)/deepjscc-awgn-r1_48
 	$(TRAIN) --bcr 1/12 --channel awgn --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 2 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_12
 	$(TRAIN) --bcr 1/192 --channel awgn --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_192
+	$(TRAIN) --bcr 1/768 --channel awgn --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 4 --init $(CKPT)/deepjscc-awgn-r1_192 --out $(CKPT)/deepjscc-awgn-r1_768
 	$(TRAIN) --bcr 1/48 --channel rayleigh-block --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 4 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-rayleigh-r1_48
-	for m in deepjscc-awgn-r1_12 deepjscc-awgn-r1_48 deepjscc-awgn-r1_192 deepjscc-rayleigh-r1_48; do \
+	for m in deepjscc-awgn-r1_12 deepjscc-awgn-r1_48 deepjscc-awgn-r1_192 deepjscc-awgn-r1_768 deepjscc-rayleigh-r1_48; do \
 	  $(BIN)/linksim eval deepjscc $(CKPT)/$$m --data $(DATA)/kodak --snr $$(seq -5 15) --record "Kodak (24 images)"; done
+	$(BIN)/linksim train prior --data $(DATA)/faces --size 64 --channels 16 32 64 128 --layers-per-block 1 \
+	  --attention-res 8 --steps 7000 --batch 16 --lr 3e-4 --ema 0.999 --seed 0 --bf16 --samples 16 --out $(CKPT)/ddpm-faces-64
