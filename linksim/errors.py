@@ -23,3 +23,19 @@ class ConfigError(LinkSimError, ValueError):
 
 class ImageError(LinkSimError, ValueError):
     """An input image cannot be used (unreadable, corrupt, too small, unsupported mode)."""
+
+
+def checked_fields(d, cls) -> dict:
+    """A copy of ``d`` (a JSON object read from a config file) after checking that it is a
+    mapping whose keys are all fields of the dataclass ``cls``.
+
+    :raises ConfigError: field ``config`` — not a mapping, or an unknown key (the first one,
+        with the known fields listed).
+    """
+    if not isinstance(d, dict):
+        raise ConfigError("config", type(d).__name__, f"a JSON object of {cls.__name__} fields")
+    known = set(cls.__dataclass_fields__)
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError("config", unknown[0], f"fields among {sorted(known)}")
+    return dict(d)

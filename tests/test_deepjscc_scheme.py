@@ -45,9 +45,7 @@ def ckpt(tmp_path) -> Path:
 
 @pytest.fixture()
 def image_folder(tmp_path, photo) -> Path:
-    folder = tmp_path / "imgs"
-    folder.mkdir()
-    Image.fromarray(photo[:32, :48]).save(folder / "a.png")
+    folder = one_image_folder(tmp_path / "imgs", "a", photo[:32, :48])
     Image.fromarray(photo[40:72, 60:108]).save(folder / "b.png")
     return folder
 
@@ -223,18 +221,28 @@ def test_resume_refuses_retrained_weights(tmp_path, ckpt, image_folder):
         run_scenario(parse_scenario(scenario_dict(ckpt, image_folder, tmp_path / "out", snr_db=[0], trials=1)), progress=False, plots=False)
 
 
-def test_crop_multiple_center_crops_every_image_for_every_scheme(tmp_path, ckpt, photo):
-    folder = tmp_path / "odd"
+def one_image_folder(folder: Path, name: str, pixels: np.ndarray) -> Path:
+    """A new folder holding one PNG, ``name``.png."""
     folder.mkdir()
-    Image.fromarray(photo[:41, :61]).save(folder / "odd.png")
-    raw = scenario_dict(ckpt, folder, tmp_path / "out", crop_multiple=16, snr_db=[0], trials=1)
-    scenario = parse_scenario(raw)
-    assert scenario.crop_multiple == 16 and scenario.fingerprint()["crop_multiple"] == 16
+    Image.fromarray(pixels).save(folder / f"{name}.png")
+    return folder
+
+
+def run_one_point(ckpt: Path, folder: Path, out: Path, **changes):
+    """Parse and run a scenario at one SNR and one trial (no plots; any warning but the LPIPS
+    one fails the test); returns the scenario and its result rows."""
+    scenario = parse_scenario(scenario_dict(ckpt, folder, out, snr_db=[0], trials=1, **changes))
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         warnings.filterwarnings("ignore", message=".*LPIPS.*")
         result = run_scenario(scenario, progress=False, plots=False)
-    rows = read_results(result.results_csv)
+    return scenario, read_results(result.results_csv)
+
+
+def test_crop_multiple_center_crops_every_image_for_every_scheme(tmp_path, ckpt, photo):
+    folder = one_image_folder(tmp_path / "odd", "odd", photo[:41, :61])
+    scenario, rows = run_one_point(ckpt, folder, tmp_path / "out", crop_multiple=16)
+    assert scenario.crop_multiple == 16 and scenario.fingerprint()["crop_multiple"] == 16
     assert {(r["height"], r["width"], r["k"]) for r in rows} == {(32.0, 48.0, 96.0)}
     # centre crop: (41 − 32) // 2 = 4 rows off the top, (61 − 48) // 2 = 6 columns off the left
     cropped = center_crop(ImageItem("odd", photo[:41, :61]), 16)
@@ -244,25 +252,17 @@ def test_crop_multiple_center_crops_every_image_for_every_scheme(tmp_path, ckpt,
 
 
 def test_resize_brings_every_image_to_one_square_size_before_the_schemes(tmp_path, ckpt, photo):
-    folder = tmp_path / "wide"
-    folder.mkdir()
-    Image.fromarray(photo[:40, :70]).save(folder / "wide.png")
-    raw = scenario_dict(ckpt, folder, tmp_path / "out", resize=32, snr_db=[0], trials=1)
-    scenario = parse_scenario(raw)
+    folder = one_image_folder(tmp_path / "wide", "wide", photo[:40, :70])
+    scenario, rows = run_one_point(ckpt, folder, tmp_path / "out", resize=32)
     assert scenario.resize == 32 and scenario.fingerprint()["resize"] == 32
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        result = run_scenario(scenario, progress=False, plots=False)
-    assert {(r["height"], r["width"]) for r in read_results(result.results_csv)} == {(32.0, 32.0)}
+    assert {(r["height"], r["width"]) for r in rows} == {(32.0, 32.0)}
     for value in (0, 2.5, "big"):
         with pytest.raises(ConfigError, match="resize"):
             parse_scenario(scenario_dict(ckpt, folder, tmp_path / "out", resize=value))
 
 
 def test_an_image_smaller_than_crop_multiple_is_refused_before_any_output(tmp_path, ckpt, photo):
-    folder = tmp_path / "small"
-    folder.mkdir()
-    Image.fromarray(photo[:12, :40]).save(folder / "sliver.png")
+    folder = one_image_folder(tmp_path / "small", "sliver", photo[:12, :40])
     scenario = parse_scenario(scenario_dict(ckpt, folder, tmp_path / "out", crop_multiple=16))
     with pytest.raises(ConfigError) as caught:
         run_scenario(scenario, progress=False, plots=False)
@@ -271,9 +271,7 @@ def test_an_image_smaller_than_crop_multiple_is_refused_before_any_output(tmp_pa
 
 
 def test_unequal_k_without_crop_warns_once_naming_image_and_both_k(tmp_path, ckpt, photo):
-    folder = tmp_path / "odd"
-    folder.mkdir()
-    Image.fromarray(photo[:40, :56]).save(folder / "odd.png")
+    folder = one_image_folder(tmp_path / "odd", "odd", photo[:40, :56])
     Image.fromarray(photo[1:41, :56]).save(folder / "odd2.png")
     scenario = parse_scenario(scenario_dict(ckpt, folder, tmp_path / "out", snr_db=[0], trials=1, metrics=["psnr"]))
     with pytest.warns(UserWarning) as record:

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from linksim import units
-from linksim.errors import ConfigError
+from linksim.errors import ConfigError, checked_fields
 from linksim.jscc.gdn import GDN
 
 __all__ = ["DeepJSCCConfig", "DeepJSCC", "BOURTSOULATZE", "latent_channels_for", "mmse_estimate"]
@@ -107,12 +107,7 @@ class DeepJSCCConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DeepJSCCConfig":
-        if not isinstance(d, dict):
-            raise ConfigError("config", type(d).__name__, "a JSON object of DeepJSCCConfig fields")
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError("config", unknown[0], f"fields among {sorted(known)}")
+        d = checked_fields(d, cls)
         if "latent_channels" not in d:
             raise ConfigError("config.latent_channels", None, "an even integer ≥ 2")
         return cls(**{**d, "widths": tuple(d.get("widths", cls.widths)),

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from linksim.errors import ConfigError
+from linksim.errors import ConfigError, checked_fields
 
 __all__ = ["HaarSplit", "SNREmbedding", "CondBlock", "LiftingNet", "ConditionalINNConfig", "ConditionalINN"]
 
@@ -322,13 +322,7 @@ class ConditionalINNConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ConditionalINNConfig":
-        if not isinstance(d, dict):
-            raise ConfigError("config", type(d).__name__, "a JSON object of ConditionalINNConfig fields")
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError("config", unknown[0], f"fields among {sorted(known)}")
-        d = dict(d)
+        d = checked_fields(d, cls)
         if isinstance(d.get("snr_range_db"), list):
             d["snr_range_db"] = tuple(d["snr_range_db"])
         return cls(**d)
