@@ -398,12 +398,14 @@ def test_restorer_output_is_consistent_with_the_measurement():
         assert float((op.A(x_tilde) - op.A(x_hat)).abs().max()) < 1e-5
         assert float((op.project_null(x_tilde) - op.project_null(x_hat)).abs().max()) > 1e-2  # the prior did act
     # noisy (SNR known): DDNM+ relaxes the constraint at the end
-    noisy = DDNMRestorer(unet, DDPMScheduler(), "avgpool4", steps=6, progress=False)
+    noisy = DDNMRestorer(unet, DDPMScheduler(), "avgpool4", steps=6, sigma_y_rule=sigma_y_from_snr, progress=False)
     out = noisy.restore(x_hat, snr_db=[0.0, 20.0], generator=generators(2))
     assert float((make_operator("avgpool4").A(out) - make_operator("avgpool4").A(x_hat)).abs().max()) > 1e-3
     torch.testing.assert_close(noisy.measurement_sigma([0.0, 20.0], 2), sigma_y_from_snr(torch.tensor([0.0, 20.0])))
     assert torch.equal(DDNMRestorer(unet, DDPMScheduler(), sigma_y=0.02, progress=False).measurement_sigma(3.0, 2),
                        torch.full((2,), 0.02, dtype=F64))
+    # no rule: plain DDNM even where the SNR is known (a scenario's sigma_y: null)
+    assert torch.equal(DDNMRestorer(unet, DDPMScheduler(), progress=False).measurement_sigma(3.0, 2), torch.zeros(2, dtype=F64))
 
 
 # --------------------------------------------------------------------------- priors

@@ -34,10 +34,11 @@ prior's last x̂₀, which need not satisfy A x̃ = y.
 
 σ_y: the restorer works on images in [0, 1] and the prior in [−1, 1], so a σ_y given in
 image units is doubled (as DDNM does). It is the caller's ``sigma_y=`` when given;
-otherwise, where the receiver knows the SNR, ``sigma_y_rule(snr_db)`` —
-:func:`sigma_y_from_snr` by default, a *heuristic* for DeepJSCC outputs (their error is
-not additive white noise) — or a :class:`SigmaYTable` *measured* on (x, x̂) pairs
-(``linksim calibrate``, :mod:`linksim.calibration`); without either, σ_y = 0 (plain DDNM).
+otherwise, where the receiver knows the SNR and a ``sigma_y_rule`` is given,
+``sigma_y_rule(snr_db)`` — a :class:`SigmaYTable` *measured* on (x, x̂) pairs (``linksim
+calibrate``, :mod:`linksim.calibration`), or :func:`sigma_y_from_snr`, a *heuristic* for
+DeepJSCC outputs (their error is not additive white noise; measured errors are 2–4× it);
+without either, σ_y = 0 (plain DDNM) — the default, as in a scenario's ``sigma_y: null``.
 """
 
 from __future__ import annotations
@@ -65,12 +66,12 @@ SIGMA_Y_SCALE = 0.05
 
 
 def sigma_y_from_snr(snr_db: torch.Tensor | float, scale: float = SIGMA_Y_SCALE) -> torch.Tensor:
-    """The default σ_y rule: ``scale · 10^(−SNR/20)`` in image units ([0, 1] scale).
+    """The heuristic σ_y rule: ``scale · 10^(−SNR/20)`` in image units ([0, 1] scale).
 
     The channel noise amplitude relative to the signal (1/√SNR) times ``scale``, the
     assumed std of the measurement error ``A x̂ − A x`` at 0 dB (0.05 ≈ 13/255 on the
-    block means). A guess for DeepJSCC outputs, to be calibrated on (x, x̂) pairs; pass
-    ``sigma_y=`` or another ``sigma_y_rule`` to :class:`DDNMRestorer` to override it.
+    block means). A guess for DeepJSCC outputs — a measured :class:`SigmaYTable` is better; pass
+    it as ``sigma_y_rule=`` to :class:`DDNMRestorer` (or ``sigma_y: snr`` in a scenario).
 
     >>> [round(float(v), 4) for v in sigma_y_from_snr(torch.tensor([-5.0, 0.0, 5.0]))]
     [0.0889, 0.05, 0.0281]
@@ -170,7 +171,8 @@ class DDNMRestorer:
     :param eta: DDIM's η.
     :param sigma_y: a fixed σ_y in image units ([0, 1] scale), overriding the SNR rule.
     :param sigma_y_rule: ``snr_db float[B] -> σ_y float[B]`` (image units) when the SNR is
-        known and ``sigma_y`` is None; default :func:`sigma_y_from_snr`.
+        known and ``sigma_y`` is None (a :class:`SigmaYTable`, :func:`sigma_y_from_snr`);
+        default None: σ_y = 0, plain DDNM, whether the SNR is known or not.
     :param jump_length: RePaint time-travel length (0 = none).
     :param jump_n_sample: RePaint repeats (1 = none).
     :param clamp: clip the output to [0, 1]. Off by default: clipping would break
@@ -183,7 +185,7 @@ class DDNMRestorer:
 
     def __init__(self, model, scheduler, operator: str | LinearOperator = "avgpool4", *, steps: int = 100,
                  sampler: str = "ddpm", eta: float | None = None, sigma_y: float | None = None,
-                 sigma_y_rule: Callable[[torch.Tensor], torch.Tensor] = sigma_y_from_snr, jump_length: int = 0,
+                 sigma_y_rule: Callable[[torch.Tensor], torch.Tensor] | None = None, jump_length: int = 0,
                  jump_n_sample: int = 1, clamp: bool = False, device: str | torch.device | None = None,
                  progress: bool = True):
         from diffusers import DDIMScheduler, DDPMScheduler
@@ -230,7 +232,7 @@ class DDNMRestorer:
         """σ_y per image in image units: ``sigma_y``, else ``sigma_y_rule(snr_db)``, else 0."""
         if self.sigma_y is not None:
             return torch.full((batch,), float(self.sigma_y), dtype=torch.float64)
-        if snr_db is None:
+        if snr_db is None or self.sigma_y_rule is None:
             return torch.zeros(batch, dtype=torch.float64)
         snr = torch.as_tensor(snr_db, dtype=torch.float64).reshape(-1).expand(batch)
         return torch.as_tensor(self.sigma_y_rule(snr), dtype=torch.float64).reshape(-1).expand(batch).clone()
