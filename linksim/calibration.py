@@ -4,7 +4,7 @@
 SING-Zero treats a DeepJSCC output x̂ as the measurement y = A x + n of a linear operator A
 (e.g. 8×8 average pooling). DDNM+ needs the std σ_y of n. A learned decoder's error is not
 white channel noise, so instead of guessing we measure it: for every SNR, pass images x
-through the scheme (the channel in the loop, one seeded generator per image and trial) and
+through the scheme (the channel in the loop, one seeded generator per SNR and trial) and
 take
 
     σ_y(SNR) = RMS over images, trials, pixels of  A x̂ − A x        (image units, [0, 1])
@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from linksim.channel import make_channel
+from linksim.errors import ConfigError
 from linksim.restore.operators import LinearOperator, make_operator
 from linksim.seeding import point_generator
 
@@ -41,6 +42,10 @@ def measure_sigma_y(model, operator: str | LinearOperator, images: torch.Tensor,
     :param trials: channel realizations per image and SNR.
     :returns: ``{snr_db: σ_y}`` in the order given.
     """
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ConfigError("trials", trials, "a positive integer (channel realizations per SNR)")
+    if not len(snr_db):
+        raise ConfigError("snr", list(snr_db), "one or more SNRs (dB)")
     operator = make_operator(operator) if isinstance(operator, str) else operator
     channel = make_channel(channel)
     device = next(model.parameters()).device

@@ -57,3 +57,36 @@ def test_sigma_y_table_refuses_bad_points(points, words):
     with pytest.raises(ConfigError, match="sigma_y") as caught:
         SigmaYTable(points)
     assert words in str(caught.value)
+
+
+def test_bad_trials_or_no_snr_are_refused():
+    images = torch.full((1, 3, 8, 8), 0.5)
+    with pytest.raises(ConfigError, match="trials"):
+        measure_sigma_y(NoisyCopy(0.1), "avgpool2", images, [0.0], trials=0)
+    with pytest.raises(ConfigError, match="snr"):
+        measure_sigma_y(NoisyCopy(0.1), "avgpool2", images, [])
+
+
+def test_cli_prints_a_table_to_paste_and_names_bad_fields(tmp_path, photo, capsys):
+    from PIL import Image
+
+    from linksim import zoo
+    from linksim.cli import main
+    from linksim.jscc.models import DeepJSCC, DeepJSCCConfig
+
+    config = DeepJSCCConfig(latent_channels=8, widths=(4, 4, 4, 4), same_layers=0)
+    ckpt = zoo.save_checkpoint(DeepJSCC(config), tmp_path / "tiny", "deepjscc", config.to_dict())
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    Image.fromarray(photo[:40, :50]).save(folder / "a.png")
+    Image.fromarray(photo[50:90, 10:70]).save(folder / "b.png")
+    args = ["calibrate", "sigma-y", str(ckpt), "--data", str(folder), "--resize", "32", "--snr", "-5", "5",
+            "--trials", "1", "--quiet"]
+    assert main(args + ["--operator", "avgpool4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("sigma_y: {-5: ") and ", 5: " in lines[-1] and "2 images × 1 trials" in lines[0]
+    assert main(args + ["--operator", "avgpool3"]) == 2
+    assert "operator" in capsys.readouterr().err
+    no_resize = [a for a in args if a not in ("--resize", "32")]
+    assert main(no_resize + ["--operator", "avgpool4"]) == 2  # the two images differ in size
+    assert "--resize" in capsys.readouterr().err
