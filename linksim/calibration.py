@@ -11,8 +11,8 @@ take
 
 with x̂ clipped to [0, 1] as the runner hands it to a restorer. The table goes into the
 scenario as ``sigma_y: {SNR_dB: σ_y, …}`` (:class:`linksim.restore.ddnm.SigmaYTable`
-interpolates it). Calibrate on images other than the ones you evaluate on (e.g. the prior's
-validation faces), with the checkpoint and operator of the restorer entry.
+interpolates it). Calibrate on images other than the ones you evaluate on (e.g. other faces
+than the test faces), with the checkpoint and operator of the restorer entry.
 
 Command: ``linksim calibrate sigma-y CHECKPOINT --operator avgpool8 --data DIR --resize 64``.
 """
