@@ -50,6 +50,7 @@ def measure_sigma_y(model, operator: str | LinearOperator, images: torch.Tensor,
     channel = make_channel(channel)
     device = next(model.parameters()).device
     model.eval()
+    truth = operator.A(images.double())  # A x: the same for every SNR and trial
     table = {}
     bar = tqdm(total=len(snr_db) * trials, desc="calibrate σ_y", unit="pass", disable=not progress, leave=False)
     for snr in snr_db:
@@ -58,7 +59,7 @@ def measure_sigma_y(model, operator: str | LinearOperator, images: torch.Tensor,
             generator = point_generator(seed, "calibrate-sigma-y", "batch", float(snr), trial, device=device)
             with torch.no_grad():
                 x_hat = model(images.to(device), float(snr), channel, generator).clamp(0, 1).cpu()
-            error = operator.A(x_hat.double()) - operator.A(images.double())
+            error = operator.A(x_hat.double()) - truth
             squared, count = squared + float(error.pow(2).sum()), count + error.numel()
             bar.update()
         table[float(snr)] = (squared / count) ** 0.5

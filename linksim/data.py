@@ -314,8 +314,7 @@ def center_crop(item: ImageItem, multiple: int | None) -> ImageItem:
     """
     if multiple is None:
         return item
-    if isinstance(multiple, bool) or not isinstance(multiple, (int, np.integer)) or multiple < 1:
-        raise ConfigError("crop_multiple", multiple, "a positive integer (or none)")
+    _check_positive(multiple, "crop_multiple")
     height, width = item.pixels.shape[:2]
     new_h, new_w = height // multiple * multiple, width // multiple * multiple
     if new_h == 0 or new_w == 0:
@@ -323,9 +322,7 @@ def center_crop(item: ImageItem, multiple: int | None) -> ImageItem:
                                                           f"({item.id} is {height}×{width} pixels)")
     if (new_h, new_w) == (height, width):
         return item
-    top, left = (height - new_h) // 2, (width - new_w) // 2
-    return ImageItem(item.id, np.ascontiguousarray(item.pixels[top:top + new_h, left:left + new_w]))
-
+    return ImageItem(item.id, _centred(item.pixels, new_h, new_w))
 
 
 def square_resize(item: ImageItem, size: int | None) -> ImageItem:
@@ -348,16 +345,27 @@ def square_resize(item: ImageItem, size: int | None) -> ImageItem:
     """
     if size is None:
         return item
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ConfigError("resize", size, "a positive integer (or none)")
-    height, width = item.pixels.shape[:2]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    square = item.pixels[top:top + side, left:left + side]
+    _check_positive(size, "resize")
+    side = min(item.pixels.shape[:2])
+    square = _centred(item.pixels, side, side)
     if side == size:
-        return ImageItem(item.id, np.ascontiguousarray(square))
+        return ImageItem(item.id, square)
     resized = Image.fromarray(square).resize((int(size), int(size)), Image.BICUBIC, reducing_gap=None)
     return ImageItem(item.id, np.asarray(resized, dtype=np.uint8).copy())
+
+
+def _check_positive(value, field: str) -> None:
+    """Refuse anything but a positive integer for the size field ``field``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(field, value, "a positive integer (or none)")
+
+
+def _centred(pixels: np.ndarray, new_h: int, new_w: int) -> np.ndarray:
+    """The centred ``new_h``×``new_w`` window of ``pixels`` (an odd cut's extra pixel from the
+    bottom/right), contiguous."""
+    top, left = (pixels.shape[0] - new_h) // 2, (pixels.shape[1] - new_w) // 2
+    return np.ascontiguousarray(pixels[top:top + new_h, left:left + new_w])
+
 
 # ----------------------------------------------------------------------------- tensors
 

@@ -11,9 +11,10 @@ receiver output x̂ of a point with its own generator derived from (seed, scheme
 restorer, image id, SNR, trial), and its row's metrics compare x with x̃ clipped to
 [0, 1] (the restored image as saved; the restorer itself does not clip). A restorer's
 row keeps the link columns of its point (k, bits, decoded, …). The points of one
-(scheme, SNR) that a restorer still needs are restored in batches of its ``batch``. Images are brought to the scenario's ``resize`` (a centre
-square, resized) and centre-cropped to its ``crop_multiple``, the same for every scheme. Everything that can be wrong with the inputs (scenario fields,
-image files, checkpoints) is checked before the output folder is created.
+(scheme, SNR) that a restorer still needs are restored in batches of its ``batch``. Images
+are brought to the scenario's ``resize`` (a centre square, resized) and centre-cropped to its
+``crop_multiple``, the same for every scheme. Everything that can be wrong with the inputs
+(scenario fields, image files, checkpoints) is checked before the output folder is created.
 """
 
 from __future__ import annotations

@@ -52,7 +52,8 @@ def test_sigma_y_table_interpolates_like_numpy_and_holds_its_ends():
 
 
 @pytest.mark.parametrize("points, words", [({}, "non-empty"), ([0.1], "non-empty"), ({0: -1}, "σ_y ≥ 0"),
-                                           ({0: float("nan")}, "finite"), ({"x": 0.1}, "pairs of numbers")])
+                                           ({0: float("nan")}, "finite"), ({"x": 0.1}, "pairs of numbers"),
+                                           ({0: 0.1, "0": 0.2}, "each SNR once")])
 def test_sigma_y_table_refuses_bad_points(points, words):
     with pytest.raises(ConfigError, match="sigma_y") as caught:
         SigmaYTable(points)

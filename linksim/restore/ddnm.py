@@ -79,7 +79,6 @@ def sigma_y_from_snr(snr_db: torch.Tensor | float, scale: float = SIGMA_Y_SCALE)
     return scale * torch.pow(10.0, -torch.as_tensor(snr_db, dtype=torch.float64) / 20.0)
 
 
-
 class SigmaYTable:
     """A measured σ_y rule: σ_y(SNR) interpolated linearly between calibration points.
 
@@ -106,20 +105,23 @@ class SigmaYTable:
                 raise ConfigError("sigma_y", {snr: sigma}, "a finite SNR (dB) → a finite σ_y ≥ 0")
             pairs.append(pair)
         pairs.sort()
+        if len({snr for snr, _ in pairs}) < len(pairs):  # e.g. 0 and "0": one SNR, two values
+            raise ConfigError("sigma_y", points, "one σ_y per SNR (each SNR once)")
         self.snr_db = torch.tensor([p[0] for p in pairs], dtype=torch.float64)
         self.sigma = torch.tensor([p[1] for p in pairs], dtype=torch.float64)
 
     def __call__(self, snr_db: torch.Tensor | float) -> torch.Tensor:
         snr = torch.as_tensor(snr_db, dtype=torch.float64).clamp(self.snr_db[0], self.snr_db[-1])
-        upper = torch.searchsorted(self.snr_db, snr.contiguous()).clamp(1, max(len(self.snr_db) - 1, 1))
         if len(self.snr_db) == 1:
             return self.sigma[0].expand(snr.shape).clone()
+        upper = torch.searchsorted(self.snr_db, snr.contiguous()).clamp(1, len(self.snr_db) - 1)
         lo, hi = self.snr_db[upper - 1], self.snr_db[upper]
         weight = (snr - lo) / (hi - lo)
         return self.sigma[upper - 1] + weight * (self.sigma[upper] - self.sigma[upper - 1])
 
     def as_dict(self) -> dict[float, float]:
         return dict(zip(self.snr_db.tolist(), self.sigma.tolist()))
+
 
 class DDNMHook:
     """The core hook of DDNM (σ_y = 0) and DDNM+ (σ_y > 0), per image.
