@@ -59,7 +59,7 @@ from linksim.restore.core import (
 from linksim.restore.operators import LinearOperator, make_operator
 from linksim.restore.priors import check_prior_fits
 
-__all__ = ["SIGMA_Y_SCALE", "DDNMHook", "DDNMRestorer", "SigmaYTable", "sigma_y_from_snr"]
+__all__ = ["SIGMA_Y_SCALE", "DDNMHook", "DDNMRestorer", "SNRTable", "SigmaYTable", "sigma_y_from_snr"]
 
 #: default σ_y (image units, [0, 1]) of :func:`sigma_y_from_snr` at 0 dB
 SIGMA_Y_SCALE = 0.05
@@ -79,34 +79,33 @@ def sigma_y_from_snr(snr_db: torch.Tensor | float, scale: float = SIGMA_Y_SCALE)
     return scale * torch.pow(10.0, -torch.as_tensor(snr_db, dtype=torch.float64) / 20.0)
 
 
-class SigmaYTable:
-    """A measured σ_y rule: σ_y(SNR) interpolated linearly between calibration points.
+class SNRTable:
+    """A per-SNR setting measured or tuned at a few SNRs, interpolated linearly in between.
 
-    ``points`` maps SNR (dB) → σ_y (image units), e.g. the RMS of A(x̂ − x) that
-    ``linksim calibrate`` measured for one DeepJSCC checkpoint and operator. Between points
-    the value is interpolated linearly in SNR; outside them it is held at the nearest
-    end (no extrapolation: the error of a learned decoder saturates).
+    ``points`` maps SNR (dB) → a value ≥ 0 (σ_y of DDNM+, ζ of SING-INN, …). Between
+    points the value is interpolated linearly in SNR; outside them it is held at the
+    nearest end (no extrapolation). ``field`` names the setting in error messages.
 
-    >>> rule = SigmaYTable({-5: 0.2, 5: 0.1})
+    >>> rule = SNRTable({-5: 0.2, 5: 0.1})
     >>> [round(float(v), 3) for v in rule(torch.tensor([-10.0, 0.0, 2.5, 9.0]))]
     [0.2, 0.15, 0.125, 0.1]
     """
 
-    def __init__(self, points: dict):
+    def __init__(self, points: dict, field: str = "value", what: str = "value"):
         if not isinstance(points, dict) or not points:
-            raise ConfigError("sigma_y", points, "a non-empty mapping SNR (dB) → σ_y ≥ 0 (image units)")
+            raise ConfigError(field, points, f"a non-empty mapping SNR (dB) → {what} ≥ 0")
         pairs = []
-        for snr, sigma in points.items():
+        for snr, value in points.items():
             try:
-                pair = (float(snr), float(sigma))
+                pair = (float(snr), float(value))
             except (TypeError, ValueError):
-                raise ConfigError("sigma_y", {snr: sigma}, "SNR (dB) → σ_y pairs of numbers") from None
+                raise ConfigError(field, {snr: value}, f"SNR (dB) → {what} pairs of numbers") from None
             if not (math.isfinite(pair[0]) and math.isfinite(pair[1]) and pair[1] >= 0):
-                raise ConfigError("sigma_y", {snr: sigma}, "a finite SNR (dB) → a finite σ_y ≥ 0")
+                raise ConfigError(field, {snr: value}, f"a finite SNR (dB) → a finite {what} ≥ 0")
             pairs.append(pair)
         pairs.sort()
         if len({snr for snr, _ in pairs}) < len(pairs):  # e.g. 0 and "0": one SNR, two values
-            raise ConfigError("sigma_y", points, "one σ_y per SNR (each SNR once)")
+            raise ConfigError(field, points, f"one {what} per SNR (each SNR once)")
         self.snr_db = torch.tensor([p[0] for p in pairs], dtype=torch.float64)
         self.sigma = torch.tensor([p[1] for p in pairs], dtype=torch.float64)
 
@@ -121,6 +120,20 @@ class SigmaYTable:
 
     def as_dict(self) -> dict[float, float]:
         return dict(zip(self.snr_db.tolist(), self.sigma.tolist()))
+
+
+class SigmaYTable(SNRTable):
+    """A measured σ_y rule for DDNM+: σ_y(SNR) in image units, e.g. the RMS of A(x̂ − x) that
+    ``linksim calibrate`` measured for one DeepJSCC checkpoint and operator (the error of a
+    learned decoder saturates: no extrapolation beyond the calibrated SNRs).
+
+    >>> rule = SigmaYTable({-5: 0.2, 5: 0.1})
+    >>> [round(float(v), 3) for v in rule(torch.tensor([-10.0, 0.0, 2.5, 9.0]))]
+    [0.2, 0.15, 0.125, 0.1]
+    """
+
+    def __init__(self, points: dict):
+        super().__init__(points, field="sigma_y", what="σ_y")
 
 
 class DDNMHook:
@@ -239,6 +252,10 @@ class DDNMRestorer:
         snr = torch.as_tensor(snr_db, dtype=torch.float64).reshape(-1).expand(batch)
         return torch.as_tensor(self.sigma_y_rule(snr), dtype=torch.float64).reshape(-1).expand(batch).clone()
 
+    def hook(self, x: torch.Tensor, snr_db) -> DDNMHook:
+        """The per-step hook for receiver outputs ``x`` (float [B, 3, H, W], the prior's [−1, 1] scale)."""
+        return DDNMHook(self.operator, self.operator.A(x), 2.0 * self.measurement_sigma(snr_db, x.shape[0]))
+
     def restore(self, x_hat: torch.Tensor, snr_db: float | Sequence[float] | torch.Tensor | None = None,
                 generator: torch.Generator | Sequence[torch.Generator] | None = None) -> torch.Tensor:
         """Restore a batch of receiver outputs.
@@ -257,7 +274,7 @@ class DDNMRestorer:
         b = x_hat.shape[0]
         gens = per_image_generators(generator, b)
         x = x_hat.to(self.device, torch.float32) * 2.0 - 1.0
-        hook = DDNMHook(self.operator, self.operator.A(x), 2.0 * self.measurement_sigma(snr_db, b))
+        hook = self.hook(x, snr_db)
         out = self.core.sample(gens, shape, hook, num_inference_steps=self.steps, eta=self.eta,
                                jump_length=self.jump_length, jump_n_sample=self.jump_n_sample, progress=self.progress)
         out = (out + 1.0) / 2.0
