@@ -29,11 +29,12 @@ test-slow: setup
 clean-venv:
 	rm -rf $(VENV)
 
-# The shipped DeepJSCC checkpoints and the face prior (linksim/checkpoints/), retrained from
+# The shipped DeepJSCC checkpoints, the face prior and the INNs (linksim/checkpoints/), retrained from
 # ../shared/data (development data, not in the repository) on the CPU; see each MODEL_CARD.md.
 DATA ?= ../shared/data
 TRAIN := $(BIN)/linksim train deepjscc --data $(DATA)/train_natural --val-data $(DATA)/val_natural/set14
 CKPT := linksim/checkpoints
+INN_DATA := --data $(DATA)/faces/celeba_aligned_89x109 --val-data $(DATA)/faces/celebahq_stargan_v2_128
 checkpoints: setup
 	$(TRAIN) --bcr 1/48 --channel awgn --snr-range -5 15 --steps 8000 --val-every 4000 --seed 1 --out $(CKPT)/deepjscc-awgn-r1_48
 	$(TRAIN) --bcr 1/12 --channel awgn --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 2 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_12
@@ -44,3 +45,7 @@ checkpoints: setup
 	  $(BIN)/linksim eval deepjscc $(CKPT)/$$m --data $(DATA)/kodak --snr $$(seq -5 15) --record "Kodak (24 images)"; done
 	$(BIN)/linksim train prior --data $(DATA)/faces --size 64 --channels 16 32 64 128 --layers-per-block 1 \
 	  --attention-res 8 --steps 7000 --batch 16 --lr 3e-4 --ema 0.999 --seed 0 --bf16 --samples 16 --out $(CKPT)/ddpm-faces-64
+	# the INNs of SING-INN / CommIN: 2,000 CelebA faces, held-out error on 56 other faces (model cards)
+	$(BIN)/linksim train inn --deepjscc deepjscc-awgn-r1_192 $(INN_DATA) --snr-range -5 5 --steps 3000 --out $(CKPT)/inn-awgn-r1_192-faces
+	$(BIN)/linksim train inn --deepjscc deepjscc-awgn-r1_192 $(INN_DATA) --commin --snr-range 1 1 --steps 1500 --out $(CKPT)/commin-awgn-r1_192-faces-1dB
+	$(BIN)/linksim train inn --deepjscc deepjscc-awgn-r1_768 $(INN_DATA) --levels 3 --snr-range -5 5 --steps 3000 --out $(CKPT)/inn-awgn-r1_768-faces

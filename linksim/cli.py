@@ -85,6 +85,23 @@ def _train_prior(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_inn(args: argparse.Namespace) -> int:
+    from linksim.inn_training import INNSettings, train_inn
+
+    settings = INNSettings(deepjscc=args.deepjscc, data=args.data, val_data=args.val_data or [],
+                           snr_range=tuple(args.snr_range), conditional=not args.commin, channel=args.channel,
+                           size=args.size, levels=args.levels, pairs=args.pairs, width=args.width, blocks=args.blocks,
+                           detail_weight=args.detail_weight, steps=args.steps, batch=args.batch, lr=args.lr,
+                           seed=args.seed, save_every=args.save_every)
+    command = _command_line(args) if args.command_line is None else args.command_line
+    meta = train_inn(settings, args.out, command=command, progress=not args.quiet, keep_state=args.keep_state)
+    print(f"{args.out}: step {meta['step']} of {settings.steps}, {meta['wall_seconds'] / 60:.1f} min")
+    for row in meta.get("evaluation", {}).get("rows", []):
+        print(f"SNR {row['snr_db']:6.1f} dB   INN coarse MSE {row['inn_mse']:.5f}   linear A {row['linear_mse']:.5f}"
+              f"   ratio {row['ratio']:.3f}")
+    return 0
+
+
 def _eval_deepjscc(args: argparse.Namespace) -> int:
     from linksim.data import image_files, load_images
     from linksim.jscc.training import evaluate, record_evaluation
@@ -208,6 +225,31 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--command-line", help=argparse.SUPPRESS)
     tp.add_argument("--quiet", action="store_true")
     tp.set_defaults(handler=_train_prior)
+
+    ti = train.add_parser("inn", help="train a SING-INN (SNR-conditioned) or CommIN (--commin, one SNR) INN")
+    ti.add_argument("--deepjscc", required=True, help="the DeepJSCC checkpoint whose outputs it learns")
+    ti.add_argument("--data", nargs="+", required=True, help="training image folders (searched recursively)")
+    ti.add_argument("--val-data", nargs="+", help="held-out images: INN vs. linear-A error per SNR in the card")
+    ti.add_argument("--snr-range", type=float, nargs=2, default=[-5.0, 5.0], metavar=("LOW", "HIGH"),
+                    help="SNR (dB) drawn uniformly; LOW = HIGH for --commin")
+    ti.add_argument("--commin", action="store_true", help="no SNR conditioning (CommIN: one model per SNR)")
+    ti.add_argument("--channel", choices=["awgn", "rayleigh-block"], help="default: the checkpoint's")
+    ti.add_argument("--size", type=int, default=64, help="crop size (the prior's resolution)")
+    ti.add_argument("--levels", type=int, default=2, help="Haar levels: the coarse part is 2**levels smaller per side")
+    ti.add_argument("--pairs", type=int, default=4, help="lifting (P, U) pairs per level")
+    ti.add_argument("--width", type=int, default=32)
+    ti.add_argument("--blocks", type=int, default=2, help="CondBlocks per lifting net (J)")
+    ti.add_argument("--detail-weight", type=float, default=0.0, help="λ of the detail regularizer λ·mean(d²)")
+    ti.add_argument("--steps", type=int, default=3000)
+    ti.add_argument("--batch", type=int, default=16)
+    ti.add_argument("--lr", type=float, default=1e-3)
+    ti.add_argument("--seed", type=int, default=0)
+    ti.add_argument("--save-every", type=int, default=250, help="steps between resumable saves")
+    ti.add_argument("--out", type=Path, required=True, help="output folder (rerun the command to resume)")
+    ti.add_argument("--keep-state", action="store_true", help="keep the optimizer state at the end")
+    ti.add_argument("--command-line", help=argparse.SUPPRESS)
+    ti.add_argument("--quiet", action="store_true")
+    ti.set_defaults(handler=_train_inn)
 
     ev = commands.add_parser("eval", help="evaluate a model").add_subparsers(dest="model", required=True)
     ej = ev.add_parser("deepjscc", help="mean PSNR per SNR of a DeepJSCC checkpoint on full-size images")

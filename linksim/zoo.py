@@ -30,7 +30,7 @@ import torch
 
 from linksim.errors import ConfigError
 
-__all__ = ["PRIOR_KIND", "SHIPPED_DIR", "available", "load_deepjscc", "load_state", "read_config", "resolve",
+__all__ = ["PRIOR_KIND", "SHIPPED_DIR", "available", "load_deepjscc", "load_inn", "load_state", "read_config", "resolve",
            "resolve_prior", "save_checkpoint", "weights_path"]
 
 SHIPPED_DIR = Path(__file__).parent / "checkpoints"
@@ -228,3 +228,20 @@ def load_deepjscc(name_or_path: str | Path, device: str | torch.device = "cpu"):
     model.load_state_dict(state)
     model.name = folder.name
     return model.to(device).eval()
+
+
+def load_inn(name_or_path: str | Path, device: str | torch.device = "cpu"):
+    """A :class:`~linksim.restore.inn.ConditionalINN` from a checkpoint name or folder (kind ``inn``),
+    in eval mode, with ``.name`` and ``.meta`` (its ``config.json``: training settings, held-out errors)."""
+    from linksim.restore.inn import ConditionalINN, ConditionalINNConfig
+
+    folder = resolve(name_or_path)
+    cfg = read_config(folder)
+    if cfg.get("kind") != "inn":
+        raise ConfigError("inn", str(folder), f"an INN checkpoint (kind 'inn'; this one is {cfg.get('kind')!r})")
+    model = ConditionalINN(ConditionalINNConfig.from_dict(cfg["config"]))
+    state = load_state(folder)
+    check_state(model, state, str(folder))
+    model.load_state_dict(state)
+    model.name, model.meta = folder.name, cfg
+    return model.to(device).eval().requires_grad_(False)
