@@ -41,8 +41,20 @@ key               default                    meaning
 ``device``        CUDA when present          ``cpu``, ``cuda`` or ``cuda:N`` (float16 on CUDA)
 ================  =========================  ==================================================
 
-Planned, not implemented yet: ``sing-inn``, ``commin``, ``diffjscc`` (they will register here
-with :func:`register`).
+``sing-inn`` — SING's second stage (:class:`~linksim.restore.sing_inn.SINGINNRestorer`): every
+``sing-zero`` key (the DDNM update's operator and σ_y) plus
+
+================  =========================  ==================================================
+``inn``           (required)                 an SNR-conditioned INN checkpoint (``linksim train inn``),
+                                             e.g. ``inn-awgn-r1_192-faces``
+``zeta``          0.5                        guidance step ζ in [0, 1] (½: x̂₀ replaced by the INN's
+                                             consistent image), or a table ``{SNR_dB: ζ, …}``
+``ddnm``          true                       the DDNM update before the INN step (SING Alg. 2)
+================  =========================  ==================================================
+
+``commin`` — the same with an unconditioned INN trained at one SNR (``linksim train inn --commin``).
+
+Planned, not implemented yet: ``diffjscc`` (it will register here with :func:`register`).
 """
 
 from __future__ import annotations
@@ -82,7 +94,7 @@ class RestorerType:
 
 REGISTRY: dict[str, RestorerType] = {}
 #: restorer types of DESIGN.md §1 that are not implemented yet: type → label
-PLANNED = {"sing-inn": "SING-INN", "commin": "CommIN", "diffjscc": "DiffJSCC"}
+PLANNED = {"diffjscc": "DiffJSCC"}
 
 
 def register(rtype: RestorerType) -> RestorerType:
@@ -272,3 +284,71 @@ register(RestorerType(
     keys=frozenset({"prior", "operator", "steps", "sampler", "eta", "sigma_y", "sigma_y_scale", "jump_length",
                     "jump_n_sample", "batch", "device"}),
     validate=_validate_sing_zero, build=_build_sing_zero, weights=_sing_zero_weights))
+
+
+# ----------------------------------------------------------------------------- sing-inn, commin
+
+def _inn_folder(inn, where: str, conditional: bool):
+    from linksim import zoo
+
+    kind = "an SNR-conditioned" if conditional else "an unconditioned (CommIN)"
+    names = [n for n in zoo.available("inn") if zoo.read_config(zoo.resolve(n))["config"]["conditional"] == conditional]
+    if not isinstance(inn, str) or not inn.strip():
+        raise ConfigError(f"{where}.inn", inn, f"{kind} INN checkpoint name or folder (names: {names})")
+    try:
+        folder = zoo.resolve(inn)
+    except ConfigError as error:
+        raise ConfigError(f"{where}.inn", inn, f"{kind} INN checkpoint name or folder (names: {names})") from error
+    config = zoo.read_config(folder)
+    if config.get("kind") != "inn" or config.get("config", {}).get("conditional") != conditional:
+        raise ConfigError(f"{where}.inn", inn, f"{kind} INN checkpoint (linksim train inn"
+                                               f"{'' if conditional else ' --commin'}; names: {names})")
+    return folder
+
+
+def _validate_guided(spec: dict, where: str, conditional: bool) -> dict:
+    from linksim.restore.ddnm import SNRTable
+
+    base = _validate_sing_zero({k: v for k, v in spec.items() if k not in ("inn", "zeta", "ddnm")}, where)
+    _inn_folder(spec.get("inn"), where, conditional)
+    zeta = spec.get("zeta", 0.5)
+    if isinstance(zeta, dict):
+        zeta = SNRTable(zeta, field=f"{where}.zeta", what="ζ").as_dict()
+        if any(v > 1 for v in zeta.values()):
+            raise ConfigError(f"{where}.zeta", spec["zeta"], "step sizes in [0, 1] (½ = full replacement)")
+    else:
+        zeta = _real(zeta, f"{where}.zeta", "a step size in [0, 1] (½ = full replacement by the INN's "
+                                             "consistent image) or a table {SNR_dB: ζ, …}", 0.0, 1.0)
+    ddnm = spec.get("ddnm", True)
+    if not isinstance(ddnm, bool):
+        raise ConfigError(f"{where}.ddnm", ddnm, "true (SING-Zero's DDNM update before the INN step) or false")
+    return {**base, "inn": spec["inn"], "zeta": zeta, "ddnm": ddnm}
+
+
+def _build_guided(spec: dict, progress: bool):
+    from linksim import zoo
+    from linksim.restore.ddnm import SNRTable
+    from linksim.restore.sing_inn import SINGINNRestorer
+
+    ddnm = _build_sing_zero(spec, progress)  # the prior, operator and σ_y rule of the DDNM update
+    zeta = SNRTable(spec["zeta"], field="zeta") if isinstance(spec["zeta"], dict) else spec["zeta"]
+    inn = zoo.load_inn(spec["inn"], device=ddnm.device)
+    return SINGINNRestorer(ddnm.core.model, ddnm.core.scheduler, inn, ddnm.operator, zeta=zeta, ddnm=spec["ddnm"],
+                           steps=ddnm.steps, sampler=ddnm.sampler, eta=spec["eta"], sigma_y=ddnm.sigma_y,
+                           sigma_y_rule=ddnm.sigma_y_rule, jump_length=ddnm.jump_length,
+                           jump_n_sample=ddnm.jump_n_sample, device=ddnm.device, progress=progress)
+
+
+def _guided_weights(spec: dict) -> list[Path]:
+    from linksim import zoo
+
+    return _sing_zero_weights(spec) + [zoo.weights_path(zoo.resolve(spec["inn"]))]
+
+
+_GUIDED_KEYS = REGISTRY["sing-zero"].keys | {"inn", "zeta", "ddnm"}
+register(RestorerType(type="sing-inn", label="SING-INN", keys=_GUIDED_KEYS,
+                      validate=partial(_validate_guided, conditional=True), build=_build_guided,
+                      weights=_guided_weights))
+register(RestorerType(type="commin", label="CommIN", keys=_GUIDED_KEYS,
+                      validate=partial(_validate_guided, conditional=False), build=_build_guided,
+                      weights=_guided_weights))
