@@ -6,7 +6,14 @@ change of machine load hits them alike:
 
 - ``bare``: the prior alone (no hook);
 - ``ddnm``: SING-Zero's noiseless hook, x̂₀ ← A⁺y + (I − A⁺A) x̂₀ (σ_y = 0);
-- ``ddnm+``: the noise-aware hook (σ_y > 0: λ, matched noise, two more projections).
+- ``ddnm+``: the noise-aware hook (σ_y > 0: λ, matched noise, two more projections);
+- ``sing-inn``: SING-INN's hook, the DDNM update then the INN guidance step (INN forward and
+  inverse at every step; the shipped SING-INN architecture: 2 Haar levels, 4 lifting pairs,
+  width 32, J = 2 — the shipped weights when installed, random non-zero weights otherwise).
+
+``overhead_sing_inn`` = median ``sing-inn`` / median ``bare`` (target ≤ 1.5).
+``inn_inverse_max_err`` = max |F⁻¹(F(x, snr), snr) − x| in float32 over 16 random 64×64 images
+at SNRs spread over the INN's range (target < 1e-5).
 
 The UNet is *randomly initialized* (sample_size 64, block_out_channels (32, 64, 64), the
 size of a small pixel-space prior): its outputs are meaningless, its cost is real. This
@@ -39,6 +46,35 @@ import time
 import torch
 
 from linksim.restore import DDNMHook, RestorationCore, make_operator
+from linksim.restore.inn import ConditionalINN
+from linksim.restore.sing_inn import INNGuidanceHook
+
+#: the INN timed (its architecture is what matters; the shipped weights when present)
+INN_NAME = "inn-awgn-r1_192-faces"
+
+
+def build_inn() -> tuple[ConditionalINN, str]:
+    from linksim import zoo
+
+    if INN_NAME in zoo.available("inn"):
+        return zoo.load_inn(INN_NAME), INN_NAME
+    torch.manual_seed(0)
+    inn = ConditionalINN()
+    with torch.no_grad():  # a fresh INN is the Haar split: give every lifting net non-zero weights
+        for p in inn.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    return inn.eval().requires_grad_(False), "random init (default ConditionalINNConfig)"
+
+
+def inverse_max_error(inn: ConditionalINN, size: int) -> float:
+    """max |F⁻¹(F(x)) − x| over 16 random images at SNRs spread over the INN's range (float32)."""
+    gen = torch.Generator().manual_seed(7)
+    x = torch.rand(16, 3, size, size, generator=gen)
+    lo, hi = inn.config.snr_range_db
+    snr = torch.linspace(lo, hi, 16) if inn.config.conditional else None
+    with torch.no_grad():
+        coarse, details = inn(x, snr)
+        return float((inn.inverse(coarse, details, snr) - x).abs().max())
 
 
 def build_unet(sample_size: int):
@@ -78,7 +114,13 @@ def main(argv: list[str] | None = None) -> dict:
     op = make_operator(args.operator, shape)
     gy = torch.Generator().manual_seed(1)
     y = op.A(torch.rand(args.batch, *shape, generator=gy).to(device) * 2 - 1)
-    hooks = {"bare": None, "ddnm": DDNMHook(op, y, 0.0), "ddnm+": DDNMHook(op, y, 0.1)}
+    inn, inn_source = build_inn()
+    inn = inn.to(device)
+    snr = torch.zeros(args.batch, device=device)
+    coarse = torch.nn.functional.avg_pool2d((op.A_pinv(y) + 1) / 2, inn.config.scale)
+    hooks = {"bare": None, "ddnm": DDNMHook(op, y, 0.0), "ddnm+": DDNMHook(op, y, 0.1),
+             "sing-inn": INNGuidanceHook(inn, coarse, snr, torch.full((args.batch,), 0.05, device=device),
+                                         DDNMHook(op, y, 0.1))}
 
     def run(name: str) -> float:
         gens = [torch.Generator().manual_seed(100 + i) for i in range(args.batch)]
@@ -123,7 +165,11 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds_per_step_bare": med["bare"] / args.steps,
         "overhead_ddnm": med["ddnm"] / med["bare"],
         "overhead_ddnm_plus": med["ddnm+"] / med["bare"],
-        "hook_extra_tensors_bytes": {"ddnm": 2 * image_bytes, "ddnm+": 6 * image_bytes},
+        "overhead_sing_inn": med["sing-inn"] / med["bare"],
+        "inn": {"source": inn_source, "config": inn.config.to_dict(),
+                "parameters": sum(p.numel() for p in inn.parameters())},
+        "inn_inverse_max_err": inverse_max_error(inn.cpu(), args.size),
+        "hook_extra_tensors_bytes": {"ddnm": 2 * image_bytes, "ddnm+": 6 * image_bytes},  # sing-inn: not counted
     }
     if device.type == "cuda":
         result["peak_gpu_memory_bytes"] = peak_gpu
@@ -144,7 +190,10 @@ def main(argv: list[str] | None = None) -> dict:
     if "peak_rss_bytes_process" in result:
         print(f"peak resident memory (whole process): {result['peak_rss_bytes_process'] / 2 ** 20:.0f} MiB")
     print(f"overhead_ddnm = {result['overhead_ddnm']:.3f}  (target ≤ 1.05), overhead_ddnm_plus = "
-          f"{result['overhead_ddnm_plus']:.3f}; load average at the end: {result['load_average_1min_at_end']:.2f}")
+          f"{result['overhead_ddnm_plus']:.3f}; overhead_sing_inn = {result['overhead_sing_inn']:.3f} (target ≤ 1.5; "
+          f"INN: {inn_source}, {result['inn']['parameters'] / 1e6:.2f} M params); "
+          f"inn_inverse_max_err = {result['inn_inverse_max_err']:.2e} (target < 1e-5); "
+          f"load average at the end: {result['load_average_1min_at_end']:.2f}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)
