@@ -105,6 +105,15 @@ def test_an_snr_outside_the_inns_range_warns_during_restoration():
         restorer.restore(torch.rand(1, 3, 16, 16), 12.0, [torch.Generator()])
 
 
+def test_a_commin_inn_used_away_from_its_training_snr_warns():
+    from diffusers import DDPMScheduler
+
+    inn = ConditionalINN(ConditionalINNConfig(pairs=1, width=4, blocks=1, conditional=False, snr_range_db=(1.0, 1.0)))
+    restorer = SINGINNRestorer(_eps_zero, DDPMScheduler(), inn, steps=2, progress=False, device="cpu")
+    with pytest.warns(UserWarning, match="trained at 1…1 dB used at"):
+        restorer.restore(torch.rand(1, 3, 16, 16), -5.0, [torch.Generator()])
+
+
 # ----------------------------------------------------------------------------- registry
 
 def _needs(*names: str) -> None:

@@ -38,6 +38,7 @@ Nothing here imports ``linksim.channel``, ``linksim.digital`` or ``linksim.jscc`
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -159,6 +160,12 @@ class SINGINNRestorer(DDNMRestorer):
         if snr_db is None and self.inn.config.conditional:
             raise ConfigError("snr_db", None, "the channel SNR: this INN is conditioned on it")
         snr = None if snr_db is None else torch.as_tensor(snr_db, dtype=torch.float32).reshape(-1).expand(b).clone()
+        if snr is not None and not self.inn.config.conditional:
+            lo, hi = self.inn.config.snr_range_db
+            off = snr[(snr < lo - 0.5) | (snr > hi + 0.5)]
+            if off.numel():  # CommIN has one model per SNR: say so when it is used at another one
+                warnings.warn(f"CommIN INN trained at {lo:g}…{hi:g} dB used at {sorted(set(off.tolist()))} dB",
+                              UserWarning, stacklevel=3)
         coarse = F.avg_pool2d((x + 1.0) / 2.0, self.inn.config.scale)
         ddnm = super().hook(x, snr_db) if self.ddnm else None
         return INNGuidanceHook(self.inn, coarse, snr, self.zeta_for(snr_db, b).to(x.device), ddnm,
