@@ -144,6 +144,30 @@ def test_any_sparse_matrix_not_only_quasi_cyclic():
     assert check_parity_matrix(H).format == "csr"
 
 
+def test_packed_syndrome_check_matches_the_parity_definition():
+    """The kernel's bit-packed check (all lanes at once) against H c mod 2 of each lane's
+    hard decision (bit 1 where L < 0), including signed zeros, which decide 0."""
+    from linksim.digital.ldpc import numba_decoder as nd
+
+    code = get_code("wifi-648-1/2")
+    H = check_parity_matrix(code.H)
+    n, W = H.shape[1], nd.W
+    rng = np.random.default_rng(3)
+    words = code.encode(torch.randint(0, 2, (W, code.k), generator=torch.Generator().manual_seed(3)).float()).numpy()
+    L = np.where(words.T == 1, -1.0, 1.0).astype(np.float32) * rng.uniform(0.5, 3, (n, W)).astype(np.float32)
+    L[(rng.random((n, W)) < 0.1) & (words.T == 0)] = -0.0   # still a codeword only if -0.0 decides 0
+    flip = np.arange(W) % 3 == 0                        # every third lane: one wrong bit
+    L[rng.integers(0, n, W)[flip], np.flatnonzero(flip)] *= -1
+    decisions = (L < 0).astype(np.int64)                # [n, W]
+    expected = ((H @ decisions) % 2).any(axis=0)
+    st = np.zeros((nd._Q + 1) * W, np.float32)
+    L_flat = np.ascontiguousarray(L).reshape(-1)
+    nd._lanes_fail(L_flat.view(np.uint32), H.indptr.astype(np.int32), H.indices.astype(np.int32),
+                   np.zeros(n, np.uint32), st)
+    assert expected.any() and not expected.all()
+    np.testing.assert_array_equal(st[nd._FAIL * W:(nd._FAIL + 1) * W] == 1, expected)
+
+
 @pytest.mark.parametrize("bad", [
     np.array([[1, 2, 0, 1], [0, 1, 1, 1]]),             # non-binary
     np.array([[1, 1, 0], [0, 1, 1], [1, 0, 1]]),        # m >= n
