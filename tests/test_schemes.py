@@ -91,3 +91,14 @@ def test_rayleigh_block_fading_gives_outages_at_high_average_snr(ladders, image)
     decoded = [bool(scheme.run(image, 6.0, block, point_generator(6, t)).decoded[0]) for t in range(40)]
     lost = 40 - sum(decoded)
     assert 1 <= lost <= 18
+
+
+def test_ladder_is_reused_for_the_same_tensor_and_rebuilt_after_an_in_place_change(ladders, image):
+    cap = CapacityScheme("cap", Bandwidth(cpp=1.0), {"name": "bpg", "chroma": "420"}, [1], ladders)
+    x = image[0].clone()                                # [3, H, W], as schemes call it
+    first = cap.ladder(x)
+    assert cap.ladder(x) is first and cap.ladder(x.view(x.shape)) is first   # a view of the same pixels
+    x.mul_(0.5)                                         # new pixels, same storage: the version changes
+    second = cap.ladder(x)
+    assert second is not first and second.best_fitting(1e9).psnr_db != first.best_fitting(1e9).psnr_db
+    assert cap.ladder(image[0].clone()) is first        # other storage, same pixels: found by content

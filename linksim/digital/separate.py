@@ -64,9 +64,20 @@ class SourceCodedScheme(Scheme):
     def __init__(self, name: str, bandwidth: Bandwidth, codec: dict, downscale: list[int], ladders: LadderCache, failure_fill: float = 0.5):
         super().__init__(name, bandwidth)
         self.codec, self.downscale, self.ladders, self.failure_fill = codec, downscale, ladders, failure_fill
+        self._last: tuple[torch.Tensor, int, SourceLadder] | None = None
 
     def ladder(self, image: torch.Tensor) -> SourceLadder:
-        return self.ladders.get(to_uint8(image), self.codec, self.downscale)
+        """The ladder of ``image`` (float [3, H, W]); found by its uint8 pixels, or at once when
+        ``image`` is the tensor of the previous call (same storage, shape and version counter,
+        which every in-place torch operation bumps): a sweep sends one image at every SNR and
+        trial, and converting and hashing a 768×512 image each time cost a third of a cliff sweep."""
+        same = self._last is not None and self._last[0].data_ptr() == image.data_ptr() \
+            and self._last[0].shape == image.shape and self._last[0].stride() == image.stride() \
+            and self._last[0]._version == image._version == self._last[1]
+        if not same:
+            # holding the tensor keeps its memory from being reused by another image
+            self._last = (image, image._version, self.ladders.get(to_uint8(image), self.codec, self.downscale))
+        return self._last[2]
 
     def run(self, images, snr_db, channel, generator) -> LinkOutput:
         height, width = images.shape[-2:]
