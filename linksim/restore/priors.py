@@ -151,7 +151,10 @@ def load_prior(path: str | Path, *, device: str | torch.device | None = None, dt
     if dtype == torch.float16 and device.type != "cuda":
         raise ConfigError("dtype", "float16", "float32 on the CPU (float16 priors run on CUDA only)")
     try:
-        unet = UNet2DModel.from_pretrained(folder, local_files_only=True, use_safetensors=True, torch_dtype=dtype)
+        # low_cpu_mem_usage needs `accelerate` (not a dependency) and only matters for large UNets;
+        # asking for it explicitly off also silences diffusers' warning about its absence
+        unet = UNet2DModel.from_pretrained(folder, local_files_only=True, use_safetensors=True, torch_dtype=dtype,
+                                           low_cpu_mem_usage=False)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise ConfigError("prior", str(folder), f"a folder loadable as a diffusers UNet2DModel ({type(exc).__name__}: "
                                                 f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
