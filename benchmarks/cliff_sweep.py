@@ -57,6 +57,14 @@ KODAK = ROOT.parent / "shared" / "data" / "kodak"
 STAGES = ("codec", "ldpc decode", "ldpc encode", "modulation", "channel", "metrics", "plots")
 
 
+# (owner, attribute, stage): the functions whose time is a stage's
+TIMED = ((codec_table, "rate_quality_table", "codec"), (SourceLadder, "__init__", "codec"),
+         (SourceLadder, "best_fitting", "codec"), (SourceLadder, "reconstruction", "codec"),
+         (LDPCDecoder, "decode", "ldpc decode"), (LDPCCode, "encode", "ldpc encode"),
+         (Modulation, "map", "modulation"), (Modulation, "demap", "modulation"), (Channel, "__call__", "channel"),
+         (MetricSuite, "__call__", "metrics"), (plots, "psnr_vs_snr", "plots"), (plots, "image_grid", "plots"))
+
+
 class StageClock:
     """Seconds per stage; only the outermost timed call counts (stages never overlap)."""
 
@@ -87,18 +95,8 @@ class StageClock:
 
     @contextmanager
     def installed(self):
-        self.wrap(codec_table, "rate_quality_table", "codec")
-        self.wrap(SourceLadder, "__init__", "codec")
-        self.wrap(SourceLadder, "best_fitting", "codec")
-        self.wrap(SourceLadder, "reconstruction", "codec")
-        self.wrap(LDPCDecoder, "decode", "ldpc decode")
-        self.wrap(LDPCCode, "encode", "ldpc encode")
-        self.wrap(Modulation, "map", "modulation")
-        self.wrap(Modulation, "demap", "modulation")
-        self.wrap(Channel, "__call__", "channel")
-        self.wrap(MetricSuite, "__call__", "metrics")
-        self.wrap(plots, "psnr_vs_snr", "plots")
-        self.wrap(plots, "image_grid", "plots")
+        for owner, name, stage in TIMED:
+            self.wrap(owner, name, stage)
         try:
             yield self
         finally:

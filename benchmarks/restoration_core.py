@@ -12,6 +12,15 @@ change of machine load hits them alike:
   width 32, J = 2 — the shipped weights when installed, random non-zero weights otherwise).
 
 ``overhead_sing_inn`` = median ``sing-inn`` / median ``bare`` (target ≤ 1.5).
+``overhead_diffjscc`` = median time of one ``ControlledUNet`` forward (DiffJSCC's control module
+plus the frozen base UNet) / median time of one bare ``UNet2DConditionModel`` forward, same
+inputs, alternating repetitions (target ≤ 1.45, the ControlNet anchor). Its UNet is a randomly
+initialized scaled-down Stable Diffusion UNet (SD 1.x's layout at 1/10 of its widths:
+block_out_channels (32, 64, 128, 128), 2 layers per block, CrossAttn ×3 + plain down blocks,
+cross_attention_dim 64, attention_head_dim 8; 8.6 M parameters, its control module 3.6 M), latent 4×32×32, batch 4,
+77×64 random text features, timestep 500, SNR 5 dB, condition latent 4×32×32; 15 repetitions
+(3 with ``--quick``) after one warm-up call each. On a loaded CPU the medians are noisy; the
+JSON also holds the ratio of the minima (``diffjscc.overhead_of_minima``).
 ``inn_inverse_max_err`` = max |F⁻¹(F(x, snr), snr) − x| in float32 over 16 random 64×64 images
 at SNRs spread over the INN's range (target < 1e-5).
 
@@ -87,6 +96,64 @@ def build_unet(sample_size: int):
                        up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"))
 
 
+#: the scaled-down SD UNet of ``overhead_diffjscc`` (SD 1.x: (320, 640, 1280, 1280), cross_attention_dim 768)
+DIFFJSCC_UNET = dict(sample_size=32, in_channels=4, out_channels=4, layers_per_block=2,
+                     block_out_channels=(32, 64, 128, 128),
+                     down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                     up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+                     cross_attention_dim=64, attention_head_dim=8, norm_num_groups=32)
+DIFFJSCC_BATCH, DIFFJSCC_TEXT_LEN = 4, 77
+
+
+def measure_diffjscc(device: torch.device, dtype: torch.dtype, reps: int) -> dict:
+    """Median seconds of one ControlledUNet forward vs one bare UNet forward (alternating reps)."""
+    from diffusers import UNet2DConditionModel
+
+    from linksim.restore.diffjscc_control import ControlledUNet
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**DIFFJSCC_UNET).to(device).eval()
+    if dtype != torch.float32:
+        unet = unet.to(dtype)
+    model = ControlledUNet(unet).eval()
+    with torch.no_grad():  # random non-zero zero convs: the residuals are really added (cost is the same)
+        for p in list(model.control.zero_convs_down.parameters()) + list(model.control.zero_conv_mid.parameters()):
+            p.normal_(0.0, 0.01)
+    g = torch.Generator().manual_seed(2)
+    s = DIFFJSCC_UNET["sample_size"]
+    sample = torch.randn(DIFFJSCC_BATCH, 4, s, s, generator=g).to(device, dtype)
+    cond = torch.randn(DIFFJSCC_BATCH, 4, s, s, generator=g).to(device, dtype)
+    text = torch.randn(DIFFJSCC_BATCH, DIFFJSCC_TEXT_LEN, DIFFJSCC_UNET["cross_attention_dim"], generator=g).to(device, dtype)
+    t = torch.full((DIFFJSCC_BATCH,), 500, device=device)
+    snr = torch.full((DIFFJSCC_BATCH,), 5.0, device=device)
+    calls = {"bare": lambda: model.bare(sample, t, text), "controlled": lambda: model(sample, t, cond, snr, text)}
+
+    def timed(name: str) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        calls[name]()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    times = {n: [] for n in calls}
+    with torch.no_grad():
+        for n in calls:  # warm-up
+            timed(n)
+        for rep in range(reps):
+            for n in (("bare", "controlled") if rep % 2 == 0 else ("controlled", "bare")):
+                times[n].append(timed(n))
+    med = {n: statistics.median(v) for n, v in times.items()}
+    return {"unet": {k: list(v) if isinstance(v, tuple) else v for k, v in DIFFJSCC_UNET.items()}
+            | {"parameters": sum(p.numel() for p in unet.parameters())},
+            "control_parameters": sum(p.numel() for p in model.control.parameters()),
+            "latent": [4, s, s], "batch": DIFFJSCC_BATCH, "text": [DIFFJSCC_TEXT_LEN, DIFFJSCC_UNET["cross_attention_dim"]],
+            "reps": reps, "seconds": {n: {"median": med[n], "min": min(v), "all": v} for n, v in times.items()},
+            "overhead": med["controlled"] / med["bare"],
+            "overhead_of_minima": min(times["controlled"]) / min(times["bare"])}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="write the figures to this file")
@@ -148,6 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
                 peak_gpu[name] = max(peak_gpu.get(name, 0), torch.cuda.max_memory_allocated(device))
 
     med = {n: statistics.median(v) for n, v in times.items()}
+    diffjscc = measure_diffjscc(device, dtype, 3 if args.quick else 15)
     image_bytes = args.batch * 3 * args.size * args.size * 4
     result = {
         "benchmark": "restoration_core",
@@ -169,6 +237,8 @@ def main(argv: list[str] | None = None) -> dict:
         "inn": {"source": inn_source, "config": inn.config.to_dict(),
                 "parameters": sum(p.numel() for p in inn.parameters())},
         "inn_inverse_max_err": inverse_max_error(inn.cpu(), args.size),
+        "overhead_diffjscc": diffjscc["overhead"],
+        "diffjscc": diffjscc,
         "hook_extra_tensors_bytes": {"ddnm": 2 * image_bytes, "ddnm+": 6 * image_bytes},  # sing-inn: not counted
     }
     if device.type == "cuda":
@@ -193,6 +263,9 @@ def main(argv: list[str] | None = None) -> dict:
           f"{result['overhead_ddnm_plus']:.3f}; overhead_sing_inn = {result['overhead_sing_inn']:.3f} (target ≤ 1.5; "
           f"INN: {inn_source}, {result['inn']['parameters'] / 1e6:.2f} M params); "
           f"inn_inverse_max_err = {result['inn_inverse_max_err']:.2e} (target < 1e-5); "
+          f"overhead_diffjscc = {result['overhead_diffjscc']:.3f} (target ≤ 1.45; ControlledUNet vs bare forward, "
+          f"UNet {diffjscc['unet']['parameters'] / 1e6:.2f} M + control {diffjscc['control_parameters'] / 1e6:.2f} M "
+          f"params, batch {diffjscc['batch']}, latent 4x{diffjscc['latent'][1]}x{diffjscc['latent'][2]}); "
           f"load average at the end: {result['load_average_1min_at_end']:.2f}")
     if args.json:
         with open(args.json, "w") as fh:

@@ -165,6 +165,14 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_training_output_options(parser: argparse.ArgumentParser) -> None:
+    """The output options every `linksim train` command shares (resumable output folder)."""
+    parser.add_argument("--out", type=Path, required=True, help="output folder (rerun the command to resume)")
+    parser.add_argument("--keep-state", action="store_true", help="keep the optimizer state at the end")
+    parser.add_argument("--command-line", help=argparse.SUPPRESS)
+    parser.add_argument("--quiet", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linksim", description="End-to-end wireless image link simulator.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -198,10 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     tj.add_argument("--init", help="warm start from this checkpoint (tensors whose names and shapes match)")
     tj.add_argument("--float32", action="store_true", help="no bfloat16 autocast")
     tj.add_argument("--val-every", type=int, default=1000)
-    tj.add_argument("--out", type=Path, required=True, help="output folder (rerun the command to resume)")
-    tj.add_argument("--keep-state", action="store_true", help="keep the optimizer state at the end")
-    tj.add_argument("--command-line", help=argparse.SUPPRESS)
-    tj.add_argument("--quiet", action="store_true")
+    _add_training_output_options(tj)
     tj.set_defaults(handler=_train_deepjscc)
 
     tp = train.add_parser("prior", help="train a small pixel-space DDPM prior (for sing-zero restorers)")
@@ -220,10 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     tp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     tp.add_argument("--samples", type=int, default=0, help="at the end, draw N samples into samples.png")
-    tp.add_argument("--out", type=Path, required=True, help="output folder (rerun the command to resume)")
-    tp.add_argument("--keep-state", action="store_true", help="keep the optimizer state at the end")
-    tp.add_argument("--command-line", help=argparse.SUPPRESS)
-    tp.add_argument("--quiet", action="store_true")
+    _add_training_output_options(tp)
     tp.set_defaults(handler=_train_prior)
 
     ti = train.add_parser("inn", help="train a SING-INN (SNR-conditioned) or CommIN (--commin, one SNR) INN")
@@ -245,10 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     ti.add_argument("--lr", type=float, default=1e-3)
     ti.add_argument("--seed", type=int, default=0)
     ti.add_argument("--save-every", type=int, default=250, help="steps between resumable saves")
-    ti.add_argument("--out", type=Path, required=True, help="output folder (rerun the command to resume)")
-    ti.add_argument("--keep-state", action="store_true", help="keep the optimizer state at the end")
-    ti.add_argument("--command-line", help=argparse.SUPPRESS)
-    ti.add_argument("--quiet", action="store_true")
+    _add_training_output_options(ti)
     ti.set_defaults(handler=_train_inn)
 
     ev = commands.add_parser("eval", help="evaluate a model").add_subparsers(dest="model", required=True)
