@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from collections.abc import Hashable
 from typing import Any
 
 import torch
@@ -63,6 +64,10 @@ class LinkOutput:
     extras : dict[str, list]
         Per-image scheme-specific reports (codec quality, MCS, codeword errors, ...),
         each a list of length B; they become columns of ``results.csv``.
+    x_hat_ids : list of hashables, or None
+        Per image, an identifier of ``x_hat``'s content that the scheme knows without reading
+        the pixels (a codec point, the failure fill): equal ids mean equal images within one
+        run. The runner then reuses metrics without hashing the image; None: it hashes.
     """
 
     x_hat: torch.Tensor
@@ -70,6 +75,7 @@ class LinkOutput:
     bits: torch.Tensor
     decoded: torch.Tensor
     extras: dict[str, list[Any]] = field(default_factory=dict)
+    x_hat_ids: list[Hashable] | None = None
 
 
 class Scheme:

@@ -3,6 +3,8 @@ sits where the published LDPC waterfall says, the failure rule is the documented
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -102,3 +104,17 @@ def test_ladder_is_reused_for_the_same_tensor_and_rebuilt_after_an_in_place_chan
     second = cap.ladder(x)
     assert second is not first and second.best_fitting(1e9).psnr_db != first.best_fitting(1e9).psnr_db
     assert cap.ladder(image[0].clone()) is first        # other storage, same pixels: found by content
+
+
+def test_content_ids_match_content(ladders, image):
+    """Equal x_hat_ids ⇔ equal images: the runner reuses metrics by id instead of hashing."""
+    sep, cap = separate(ladders, cpp=1.0), CapacityScheme("cap", Bandwidth(cpp=1.0), {"name": "bpg", "chroma": "420"}, [1], ladders)
+    channel = make_channel("awgn")
+    outputs = [scheme.run(image, snr, channel, point_generator(1, scheme.name, "img", snr, trial))
+               for scheme in (sep, cap) for snr in (-10.0, 20.0) for trial in (0, 1)]
+    assert all(out.x_hat_ids is not None and len(out.x_hat_ids) == 1 for out in outputs)
+    ids = [out.x_hat_ids[0] for out in outputs]
+    assert len(set(ids)) >= 2                            # the failure fill and at least one codec point
+    for a, b in itertools.combinations(range(len(outputs)), 2):
+        same = torch.equal(outputs[a].x_hat, outputs[b].x_hat)
+        assert (ids[a] == ids[b]) == same, (ids[a], ids[b])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from linksim.digital.separate import SourceCodedScheme, image_tensor
+from linksim.digital.separate import SourceCodedScheme
 from linksim.units import capacity_bits
 
 
@@ -27,6 +27,5 @@ class CapacityScheme(SourceCodedScheme):
         report = dict(mcs="capacity", budget_bits=budget, codewords=0, codeword_errors=0, channel_uses_used=k,
                       **self.codec_report(rung))
         if rung is None:
-            return dict(x_hat=self.failed(image), bits=0, decoded=False, **report)
-        x_hat = image_tensor(ladder.reconstruction(rung))
-        return dict(x_hat=x_hat, bits=rung.payload_bits, decoded=True, **report)
+            return dict(bits=0, decoded=False, **self.failed(image), **report)
+        return dict(bits=rung.payload_bits, decoded=True, **self.received(ladder, rung), **report)

@@ -65,6 +65,7 @@ class SourceCodedScheme(Scheme):
         super().__init__(name, bandwidth)
         self.codec, self.downscale, self.ladders, self.failure_fill = codec, downscale, ladders, failure_fill
         self._last: tuple[torch.Tensor, int, SourceLadder] | None = None
+        self._received: tuple[SourceLadder | None, dict] = (None, {})
 
     def ladder(self, image: torch.Tensor) -> SourceLadder:
         """The ladder of ``image`` (float [3, H, W]); found by its uint8 pixels, or at once when
@@ -84,16 +85,32 @@ class SourceCodedScheme(Scheme):
         k = self.bandwidth.channel_uses(height, width)
         rows = [self.send_one(image, k, float(snr_db), channel, generator) for image in images]
         x_hat = torch.stack([row.pop("x_hat") for row in rows])
+        ids = [row.pop("x_hat_id") for row in rows]
         bits = torch.tensor([row.pop("bits") for row in rows], dtype=torch.int64)
         decoded = torch.tensor([row.pop("decoded") for row in rows])
         extras = {key: [row[key] for row in rows] for key in rows[0]}
-        return LinkOutput(x_hat=x_hat, k=k, bits=bits, decoded=decoded, extras=extras)
+        return LinkOutput(x_hat=x_hat, k=k, bits=bits, decoded=decoded, extras=extras, x_hat_ids=ids)
 
     def send_one(self, image, k, snr_db, channel, generator) -> dict:
         raise NotImplementedError
 
-    def failed(self, image: torch.Tensor) -> torch.Tensor:
-        return torch.full_like(image, self.failure_fill)
+    def failed(self, image: torch.Tensor) -> dict:
+        """The receiver's output when the payload is lost: ``x_hat`` (float [3, H, W], all
+        ``failure_fill``) and its content id."""
+        return dict(x_hat=torch.full_like(image, self.failure_fill),
+                    x_hat_id=("fill", self.failure_fill, tuple(image.shape)))
+
+    def received(self, ladder: SourceLadder, rung) -> dict:
+        """The receiver's output when ``rung`` arrives intact: ``x_hat`` (float [3, H, W]) and its
+        content id. The tensors of the current image's rungs are kept (a sweep sends the same
+        few rungs at many points; converting a Kodak image costs about a millisecond)."""
+        if self._received[0] is not ladder:
+            self._received = (ladder, {})
+        key = (id(ladder), rung.scale, rung.point.quality)
+        cache = self._received[1]
+        if key not in cache:
+            cache[key] = image_tensor(ladder.reconstruction(rung))
+        return dict(x_hat=cache[key], x_hat_id=("codec", *key))
 
     @staticmethod
     def codec_report(rung) -> dict:
@@ -139,7 +156,7 @@ class SeparateScheme(SourceCodedScheme):
         report = dict(mcs=mcs.label, ebno_db=float(ebno_db(snr_db, m, code.rate)), budget_bits=budget, codewords=0, codeword_errors=0, channel_uses_used=0,
                       **self.codec_report(rung))
         if rung is None:
-            return dict(x_hat=self.failed(image), bits=0, decoded=False, **report)
+            return dict(bits=0, decoded=False, **self.failed(image), **report)
 
         payload = np.unpackbits(np.frombuffer(rung.point.payload, dtype=np.uint8))
         n_codewords = math.ceil(payload.size / code.k)
@@ -155,6 +172,6 @@ class SeparateScheme(SourceCodedScheme):
         codeword_errors = int((info_hat != info).any(dim=1).sum())
 
         decoded = codeword_errors == 0
-        x_hat = image_tensor(ladder.reconstruction(rung)) if decoded else self.failed(image)
+        output = self.received(ladder, rung) if decoded else self.failed(image)
         report.update(codewords=n_codewords, codeword_errors=codeword_errors, channel_uses_used=symbols.shape[1])
-        return dict(x_hat=x_hat, bits=int(payload.size), decoded=decoded, **report)
+        return dict(bits=int(payload.size), decoded=decoded, **output, **report)
