@@ -7,9 +7,9 @@ point gets the same number ``k`` of complex channel uses per image, fixed by the
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from collections.abc import Hashable
 from typing import Any
 
 import torch
