@@ -1,5 +1,6 @@
 """Command line: ``linksim run SCENARIO [--images PATH] [--limit N] [--out DIR]``, ``linksim train|eval deepjscc …``,
-``linksim train prior …``, ``linksim models``, ``linksim codes``.
+``linksim train prior …``, ``linksim train inn …``, ``linksim train diffjscc-control …``,
+``linksim models``, ``linksim codes``.
 
 User errors (a bad scenario field, a missing folder, an unreadable image) print one line
 naming the field, the value and what is allowed, and exit with status 2 — no traceback,
@@ -99,6 +100,21 @@ def _train_inn(args: argparse.Namespace) -> int:
     for row in meta.get("evaluation", {}).get("rows", []):
         print(f"SNR {row['snr_db']:6.1f} dB   INN coarse MSE {row['inn_mse']:.5f}   linear A {row['linear_mse']:.5f}"
               f"   ratio {row['ratio']:.3f}")
+    return 0
+
+
+def _train_diffjscc_control(args: argparse.Namespace) -> int:
+    from linksim.diffjscc_training import ControlSettings, train_control
+
+    settings = ControlSettings(deepjscc=args.deepjscc, base=args.base, data=args.data,
+                               snr_range=tuple(args.snr_range) if args.snr_range else None, channel=args.channel,
+                               size=args.size, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
+                               save_every=args.save_every)
+    command = _command_line(args) if args.command_line is None else args.command_line
+    record = train_control(settings, args.out, command=command, progress=not args.quiet, keep_state=args.keep_state)
+    loss = record.get("final_loss")
+    print(f"{args.out}: step {record['step']} of {settings.steps}, {record['wall_seconds'] / 60:.1f} min"
+          + (f", final loss {loss:.4g}" if loss is not None else ""))
     return 0
 
 
@@ -249,6 +265,22 @@ def build_parser() -> argparse.ArgumentParser:
     ti.add_argument("--save-every", type=int, default=250, help="steps between resumable saves")
     _add_training_output_options(ti)
     ti.set_defaults(handler=_train_inn)
+
+    td = train.add_parser("diffjscc-control", help="train DiffJSCC's control module (the base diffusion model frozen)")
+    td.add_argument("--deepjscc", required=True, help="the DeepJSCC checkpoint whose outputs x̂ condition the model")
+    td.add_argument("--base", required=True, help="local diffusers folder of the base model (vae/, unet/, scheduler/)")
+    td.add_argument("--data", nargs="+", required=True, help="training image folders (searched recursively)")
+    td.add_argument("--snr-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                    help="SNR (dB) drawn uniformly (default: the checkpoint's training range, else 1 13)")
+    td.add_argument("--channel", choices=["awgn", "rayleigh-block"], help="default: the checkpoint's")
+    td.add_argument("--size", type=int, default=64, help="crop size (a multiple of the VAE factor)")
+    td.add_argument("--steps", type=int, default=5000)
+    td.add_argument("--batch", type=int, default=8)
+    td.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (DiffJSCC's 1e-4)")
+    td.add_argument("--seed", type=int, default=0)
+    td.add_argument("--save-every", type=int, default=250, help="steps between resumable saves")
+    _add_training_output_options(td)
+    td.set_defaults(handler=_train_diffjscc_control)
 
     ev = commands.add_parser("eval", help="evaluate a model").add_subparsers(dest="model", required=True)
     ej = ev.add_parser("deepjscc", help="mean PSNR per SNR of a DeepJSCC checkpoint on full-size images")

@@ -43,7 +43,7 @@ from linksim.channel import make_channel
 from linksim.errors import ConfigError
 from linksim.restore.inn import ConditionalINN, ConditionalINNConfig
 from linksim.seeding import point_generator
-from linksim.train_common import STATE, cosine_lr, load_train_state, save_train_state
+from linksim.train_common import STATE, cosine_lr, descend, finish_training, load_train_state, save_train_state
 
 __all__ = ["INN_KIND", "INNSettings", "evaluate_inn", "train_inn", "write_inn_card"]
 
@@ -230,10 +230,7 @@ def train_inn(settings: INNSettings, out: str | Path, *, command: str = "", prog
         loss = F.mse_loss(coarse, target)
         if settings.detail_weight:
             loss = loss + settings.detail_weight * sum(d.pow(2).mean() for d in details) / len(details)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(inn.parameters(), 1.0)
-        opt.step()
+        descend(opt, loss, inn.parameters())
         step, session = step + 1, session + 1
         loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
         bar.update()
@@ -243,12 +240,7 @@ def train_inn(settings: INNSettings, out: str | Path, *, command: str = "", prog
         if step % settings.save_every == 0 and step < settings.steps or session == stop_after:
             save(final=False)
     bar.close()
-    if step == settings.steps:
-        save(final=True)
-        if keep_state:
-            save_train_state(out, step, opt, gen, history, model=inn)
-        else:
-            (out / STATE).unlink(missing_ok=True)
+    finish_training(out, step, settings.steps, lambda: save(final=True), keep_state, opt, gen, history, model=inn)
     return zoo.read_config(out)
 
 

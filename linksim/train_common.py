@@ -79,3 +79,25 @@ def load_train_state(out: Path, opt: torch.optim.Optimizer, gen: torch.Generator
     opt.load_state_dict(state)
     gen.set_state(tensors["rng"])
     return int(tensors["step"]), history
+
+
+def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, params, max_norm: float = 1.0) -> None:
+    """One optimizer step on ``loss``: zero the gradients, backpropagate, clip their global norm
+    to ``max_norm`` (the trained nets here are small; one bad batch must not blow them up), step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
+    opt.step()
+
+
+def finish_training(out: Path, step: int, steps: int, save_final, keep_state: bool, opt: torch.optim.Optimizer,
+                    gen: torch.Generator, history: list, model: torch.nn.Module | None = None) -> None:
+    """End of a resumable run: when ``step`` reached ``steps``, write the final outputs
+    (``save_final()``), then keep the resumable state (``keep_state``) or delete it."""
+    if step != steps:
+        return
+    save_final()
+    if keep_state:
+        save_train_state(out, step, opt, gen, history, model=model)
+    else:
+        (out / STATE).unlink(missing_ok=True)

@@ -1,0 +1,278 @@
+"""Training DiffJSCC's control module, the base latent diffusion model frozen (``linksim train diffjscc-control``).
+
+The control module (:class:`linksim.restore.diffjscc_control.ControlModule`) learns to steer a
+frozen base model (a local diffusers folder: ``vae/``, ``unet/``, ``scheduler/``) towards the
+image a DeepJSCC link received. Pairs (x, x̂) are made on the fly by running a DeepJSCC
+checkpoint with the channel in the loop at an SNR drawn uniformly in ``snr_range``; then
+
+    z0 = VAE.mode(2x − 1) · scaling_factor       c = the condition latent of x̂ (the pipeline's encode)
+    t ~ U{0 … T−1},  ε ~ N(0, I),  z_t = scheduler.add_noise(z0, ε, t)
+    L = ‖ControlledUNet(z_t, t, c, snr, null text) − ε‖²   (mean)
+
+(the ε-prediction loss of DiffBIR / DiffJSCC; only ``prediction_type = "epsilon"`` schedulers
+are accepted). AdamW (lr 1e-4 by default, the paper's) updates the control module only —
+the optimizer never sees the base VAE/UNet, whose weights stay bit-identical.
+
+Every draw (crops, flips, SNRs, channel noise, t, ε) comes from one seeded CPU generator
+saved with the optimizer state and the control weights in ``train_state.safetensors``;
+rerunning the command resumes and ends with the same weights as an uninterrupted run.
+
+Output folder: ``model.safetensors`` + ``config.json`` written by :meth:`ControlModule.save`
+(so ``DiffJSCCPipeline.from_pretrained(base, out)`` loads it), ``training.json`` (settings,
+step, wall time, loss history, final loss) and ``MODEL_CARD.md``.
+
+This module composes ``jscc`` (pair generation) with ``restore`` (the pipeline): it lives one
+floor above both, as :mod:`linksim.inn_training` does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from linksim import zoo
+from linksim.channel import make_channel
+from linksim.errors import ConfigError
+from linksim.train_common import STATE, cosine_lr, descend, finish_training, load_train_state, save_train_state
+
+__all__ = ["ControlSettings", "TRAINING_JSON", "train_control", "write_control_card"]
+
+#: the run record next to the control module's config.json / model.safetensors
+TRAINING_JSON = "training.json"
+
+#: SNR range (dB) when the DeepJSCC checkpoint records none
+DEFAULT_SNR_RANGE = (1.0, 13.0)
+
+
+def _vae_factor(base: Path) -> int:
+    """The VAE's spatial factor 2^(len(block_out_channels) − 1), read from ``base/vae/config.json``."""
+    path = base / "vae" / "config.json"
+    try:
+        cfg = json.loads(path.read_text())
+        return 2 ** (len(cfg["block_out_channels"]) - 1)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError("base", str(base), f"a diffusers folder with vae/config.json (unreadable: {e})") from None
+
+
+@dataclass
+class ControlSettings:
+    """Everything that determines a control-module training run (stored in ``training.json``).
+
+    :ivar deepjscc: the DeepJSCC checkpoint (name or folder) whose outputs x̂ condition the model.
+    :ivar base: the local diffusers folder of the frozen base model (``vae/``, ``unet/``, ``scheduler/``).
+    :ivar data: training image folders/files (shorter side resized to ``size``, random
+        ``size``² crops, horizontal flips).
+    :ivar snr_range: (low, high) dB, uniform; None = the checkpoint's training range if it
+        records one, else (1, 13) — resolved when the settings are made.
+    :ivar channel: the channel of the pairs (None = the checkpoint's; resolved likewise).
+    :ivar size: crop size, a multiple of the VAE factor and of the DeepJSCC downsampling.
+    """
+
+    deepjscc: str
+    base: str
+    data: list[str]
+    snr_range: tuple[float, float] | None = None
+    channel: str | None = None
+    size: int = 64
+    steps: int = 5000
+    batch: int = 8
+    lr: float = 1e-4
+    seed: int = 0
+    save_every: int = 250
+
+    def __post_init__(self):
+        if not isinstance(self.deepjscc, str) or not self.deepjscc:
+            raise ConfigError("deepjscc", self.deepjscc, "a DeepJSCC checkpoint name or folder")
+        if not self.data or isinstance(self.data, (str, os.PathLike)):
+            raise ConfigError("data", self.data, "a list of one or more image folders or files")
+        self.data = [str(d) for d in self.data]
+        if not isinstance(self.base, (str, os.PathLike)) or not str(self.base):
+            raise ConfigError("base", self.base, "a local diffusers folder with vae/, unet/ and scheduler/")
+        self.base = str(self.base)
+        base = Path(self.base).expanduser()
+        if not base.is_dir():
+            raise ConfigError("base", self.base, "a local diffusers folder with vae/, unet/ and scheduler/ "
+                                                 "(no such folder)")
+        for name in ("size", "steps", "batch", "save_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(name, v, "a positive integer")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError("seed", self.seed, "an integer")
+        if isinstance(self.lr, bool) or not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr)
+                                             and self.lr > 0):
+            raise ConfigError("lr", self.lr, "a positive learning rate")
+        self.lr = float(self.lr)
+        # the DeepJSCC checkpoint: its defaults (SNR range, channel) and its downsampling
+        meta = zoo.read_config(zoo.resolve(self.deepjscc))
+        if meta.get("kind") != "deepjscc":
+            raise ConfigError("deepjscc", self.deepjscc, f"a deepjscc checkpoint (this one is {meta.get('kind')!r})")
+        if self.snr_range is None:
+            recorded = (meta.get("training") or {}).get("snr_range") or meta["config"].get("snr_range_db")
+            self.snr_range = tuple(recorded) if recorded else DEFAULT_SNR_RANGE
+        r = tuple(self.snr_range)
+        if (len(r) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                   for v in r) or r[0] > r[1]):
+            raise ConfigError("snr_range", list(r), "[LOW, HIGH] in dB with LOW ≤ HIGH")
+        self.snr_range = (float(r[0]), float(r[1]))
+        if self.channel is None:
+            self.channel = meta["config"].get("channel", "awgn")
+        make_channel(self.channel)  # validates the name
+        f_vae = _vae_factor(base)
+        f_jscc = 2 ** len(meta["config"].get("widths", ()))
+        if self.size % f_vae:
+            raise ConfigError("size", self.size, f"a multiple of the VAE factor {f_vae}")
+        if self.size % f_jscc:
+            raise ConfigError("size", self.size, f"a multiple of the DeepJSCC downsampling {f_jscc}")
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def _build_pipeline(settings: ControlSettings, device):
+    """The pipeline over the base folder with a fresh control module (a hook for tests)."""
+    from linksim.restore.diffjscc import DiffJSCCPipeline
+
+    return DiffJSCCPipeline.from_pretrained(settings.base, None, device=device)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def train_control(settings: ControlSettings, out: str | Path, *, command: str = "", progress: bool = True,
+                  keep_state: bool = False, stop_after: int | None = None, device: str = "cpu") -> dict:
+    """Train (or resume) a DiffJSCC control module into ``out``; returns the ``training.json`` written.
+
+    :param stop_after: end this call after that many steps (saved, resumable).
+    :param device: where the models run (draws always come from the seeded CPU generator).
+    :raises ConfigError: field ``out`` for a folder holding a run with other settings;
+        ``scheduler`` for a prediction type other than epsilon; the pipeline's loading errors.
+    """
+    from linksim.restore.training import ResizedCrops
+
+    out = Path(out)
+    record_path = out / TRAINING_JSON
+    if record_path.is_file():
+        saved = json.loads(record_path.read_text())
+        if saved.get("settings") != settings.to_dict():
+            raise ConfigError("out", str(out), "an empty folder or one holding a run with the same settings "
+                                               f"(this one was made with other settings; see its {TRAINING_JSON})")
+        if saved.get("step") == settings.steps and not (out / STATE).exists():
+            return saved  # already complete
+    device = torch.device(device)
+    model = zoo.load_deepjscc(settings.deepjscc, device=device)
+    model.requires_grad_(False)
+    channel = make_channel(settings.channel)
+    crops = ResizedCrops(settings.data, settings.size, progress=progress)
+
+    torch.manual_seed(settings.seed)  # weight initialization only (the SNR MLP); every draw below uses `gen`
+    pipe = _build_pipeline(settings, device)
+    prediction = pipe.scheduler.config.prediction_type
+    if prediction != "epsilon":
+        raise ConfigError("scheduler", f"prediction_type={prediction!r}",
+                          "'epsilon' (the control module is trained with the ε-prediction loss)")
+    controlled, control = pipe.controlled, pipe.controlled.control
+    pipe.vae.requires_grad_(False).eval()
+    controlled.unet.requires_grad_(False)
+    T = int(pipe.scheduler.config.num_train_timesteps)
+    gen = torch.Generator().manual_seed(settings.seed)
+    params = list(controlled.trainable_parameters())
+    opt = torch.optim.AdamW(params, lr=settings.lr)
+    step, history, elapsed = 0, [], 0.0
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / STATE).exists():
+        step, history = load_train_state(out, opt, gen, model=control)
+        if record_path.is_file():
+            elapsed = json.loads(record_path.read_text()).get("wall_seconds", 0.0)
+    text = pipe.text_features(settings.batch)  # null text features (or the encoder's empty prompt)
+    deepjscc_name = getattr(model, "name", settings.deepjscc)
+    lo, hi = settings.snr_range
+    loss_sum = loss_n = 0
+
+    def save(final: bool) -> None:
+        nonlocal loss_sum, loss_n
+        if loss_n:
+            history.append({"step": step, "loss": round(loss_sum / loss_n, 7), "steps": loss_n})
+            loss_sum = loss_n = 0
+        record = {"kind": "diffjscc-control", "settings": settings.to_dict(), "step": step,
+                  "wall_seconds": round(elapsed, 1), "final_loss": history[-1]["loss"] if history else None,
+                  "history": history, "deepjscc": deepjscc_name, "base": settings.base,
+                  "parameters": sum(p.numel() for p in control.parameters()), "data_images": len(crops),
+                  "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+                  "device": str(device), "command": command}
+        if not final:
+            save_train_state(out, step, opt, gen, history, model=control)
+        control.save(out)
+        (out / zoo.CARD).write_text(write_control_card(record, out.name))
+        _write_json(record_path, record)
+
+    bar = tqdm(total=settings.steps, initial=step, desc=f"train {out.name}", unit="step", disable=not progress,
+               dynamic_ncols=True)
+    session, t0 = 0, time.perf_counter()
+    controlled.train()
+    while step < settings.steps and (stop_after is None or session < stop_after):
+        x = crops.sample(settings.batch, gen)
+        snr = lo + (hi - lo) * torch.rand(settings.batch, generator=gen)
+        with torch.no_grad():
+            x_hat = model(x.to(device), snr.to(device), channel, gen).clamp(0, 1)
+            z0 = pipe.encode(x)          # (mode(VAE(2x − 1)) − shift) · scaling_factor
+            cond = pipe.encode(x_hat)
+        t = torch.randint(0, T, (settings.batch,), generator=gen)
+        noise = torch.randn(z0.shape, generator=gen).to(device)
+        z_t = pipe.scheduler.add_noise(z0, noise, t.to(device))
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(step, settings.steps, settings.lr)
+        pred = controlled(z_t, t.to(device), cond, snr.to(device), text)
+        loss = F.mse_loss(pred.float(), noise)
+        descend(opt, loss, params)
+        step, session = step + 1, session + 1
+        loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
+        bar.update()
+        bar.set_postfix(loss=f"{loss.item():.5f}")
+        elapsed += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if step % settings.save_every == 0 and step < settings.steps or session == stop_after:
+            save(final=False)
+    bar.close()
+    finish_training(out, step, settings.steps, lambda: save(final=True), keep_state, opt, gen, history, model=control)
+    return json.loads(record_path.read_text())
+
+
+def write_control_card(record: dict, name: str) -> str:
+    """MODEL_CARD.md of a trained control module: what it is, how it was trained, its loss curve."""
+    s = record["settings"]
+    lines = [f"# {name}", "",
+             "DiffJSCC control module of linksim (`linksim/restore/diffjscc_control.py`): a ControlNet-style copy "
+             f"of the base UNet's encoder with zero convs and an SNR embedding; {record['parameters']:,} trainable "
+             "parameters. The base model stays frozen (not stored here).", "",
+             f"- base model: `{s['base']}` (load with `DiffJSCCPipeline.from_pretrained(base, this_folder)`)",
+             f"- DeepJSCC checkpoint: **{record['deepjscc']}** ({s['channel']}), SNR uniform in "
+             f"[{s['snr_range'][0]:g}, {s['snr_range'][1]:g}] dB", "",
+             "## Training", "",
+             f"- command: `{record.get('command') or '(Python API)'}`",
+             f"- data: {', '.join(s['data'])} ({record['data_images']} images, {s['size']}² crops, flips)",
+             "- loss: ε-prediction MSE, t uniform over the scheduler's steps, null text features",
+             f"- steps: {record['step']} of {s['steps']} × batch {s['batch']}, AdamW lr {s['lr']:g} cosine, "
+             f"seed {s['seed']}",
+             f"- wall time: {record['wall_seconds'] / 60:.1f} min on {record['threads']} CPU thread(s) "
+             f"({record['machine']}, device {record['device']})"]
+    h = record["history"]
+    if h:
+        lines.append(f"- final training loss (mean of the last {h[-1]['steps']} steps): {h[-1]['loss']:.4g}")
+        lines += ["", "## Loss curve", "", "| up to step | mean loss | steps |", "|---|---|---|"]
+        shown = h if len(h) <= 12 else [h[round(i * (len(h) - 1) / 11)] for i in range(12)]
+        lines += [f"| {r['step']} | {r['loss']:.4g} | {r['steps']} |" for r in shown]
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,180 @@
+"""Training DiffJSCC's control module on a tiny base model (CPU, well under a minute)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from linksim import diffjscc_training  # noqa: E402
+from linksim.diffjscc_training import TRAINING_JSON, ControlSettings, train_control  # noqa: E402
+from linksim.errors import ConfigError  # noqa: E402
+from linksim.restore.diffjscc import DiffJSCCPipeline  # noqa: E402
+from linksim.train_common import STATE  # noqa: E402
+
+DEEPJSCC = "deepjscc-awgn-r1_192"   # downsampling 16
+SIZE = 16                          # tiny VAE halves it → 8×8 latents
+
+
+def tiny_vae() -> AutoencoderKL:
+    torch.manual_seed(0)
+    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
+                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                         layers_per_block=1, norm_num_groups=8, sample_size=SIZE).eval()
+
+
+def tiny_unet() -> UNet2DConditionModel:
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8).eval()
+    with torch.no_grad():  # a biased base ε-prediction: the control module has something clear to correct
+        unet.conv_out.bias.fill_(1.0)
+    return unet
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    root = tmp_path_factory.mktemp("base")
+    tiny_vae().save_pretrained(root / "vae", safe_serialization=True)
+    tiny_unet().save_pretrained(root / "unet", safe_serialization=True)
+    DDPMScheduler(num_train_timesteps=1000).save_pretrained(root / "scheduler")
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:24, 0:24] / 23.0
+    for i in range(3):
+        a, b, c = rng.uniform(0.2, 1.0, 3)
+        img = np.stack([a * xx, b * yy, c * (1 - xx) * yy], axis=-1) + 0.05 * rng.standard_normal((24, 24, 3))
+        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(root / f"img{i}.png")
+    return root
+
+
+def settings(base_folder, image_folder, **kw) -> ControlSettings:
+    return ControlSettings(**{"deepjscc": DEEPJSCC, "base": str(base_folder), "data": [str(image_folder)],
+                              "snr_range": (1.0, 13.0),
+                              "size": SIZE, "steps": 4, "batch": 2, "lr": 1e-3, "seed": 0, "save_every": 100,
+                              **kw})
+
+
+def control_state(folder) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_trains_control_only_base_frozen_and_loads(base, data, tmp_path, monkeypatch):
+    pipes = []
+    build = diffjscc_training._build_pipeline
+
+    def spy(s, device):
+        pipes.append(build(s, device))
+        return pipes[-1]
+
+    monkeypatch.setattr(diffjscc_training, "_build_pipeline", spy)
+    out = tmp_path / "ctrl"
+    record = train_control(settings(base, data), out, progress=False)
+    assert record["step"] == 4 and math_finite(record["final_loss"]) and not (out / STATE).exists()
+    assert {"model.safetensors", "config.json", TRAINING_JSON, "MODEL_CARD.md"} <= {p.name for p in out.iterdir()}
+    assert record["settings"]["snr_range"] == [1.0, 13.0] and record["settings"]["channel"] == "awgn"
+    card = (out / "MODEL_CARD.md").read_text()
+    assert DEEPJSCC in card and str(base) in card and "wall time" in card and "Loss curve" in card
+
+    (pipe,) = pipes
+    fresh = DiffJSCCPipeline.from_pretrained(base, device="cpu")
+    # the base VAE and UNet: bit-identical to the folder's, and frozen
+    for trained, ref in ((pipe.vae, fresh.vae), (pipe.controlled.unet, fresh.controlled.unet)):
+        ref_sd = ref.state_dict()
+        assert all(torch.equal(v, ref_sd[k]) for k, v in trained.state_dict().items())
+        assert not any(p.requires_grad for p in trained.parameters())
+    # the control module moved (its zero convs are no longer zero) and was saved
+    saved = control_state(out)
+    start = fresh.controlled.control.state_dict()
+    assert any(not torch.equal(saved[k], start[k]) for k in start if k.startswith("zero_conv"))
+    assert all(torch.equal(v, saved[k]) for k, v in pipe.controlled.control.state_dict().items())
+
+    loaded = DiffJSCCPipeline.from_pretrained(base, out, device="cpu")
+    assert all(torch.equal(v, saved[k]) for k, v in loaded.controlled.control.state_dict().items())
+    x = torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    assert loaded.restore(x, 5.0, [torch.Generator().manual_seed(1)], steps=2).shape == (1, 3, SIZE, SIZE)
+    # rerun of a finished run: nothing to do; other settings in the same folder: refused
+    assert train_control(settings(base, data), out, progress=False) == record
+    with pytest.raises(ConfigError) as e:
+        train_control(settings(base, data, lr=2e-3), out, progress=False)
+    assert e.value.field == "out"
+
+
+def math_finite(v) -> bool:
+    return isinstance(v, float) and np.isfinite(v)
+
+
+def test_resume_is_bit_identical(base, data, tmp_path):
+    s = settings(base, data, steps=6, save_every=100)
+    train_control(s, tmp_path / "once", progress=False)
+    two = tmp_path / "twice"
+    part = train_control(s, two, progress=False, stop_after=3)
+    assert part["step"] == 3 and (two / STATE).exists()
+    train_control(s, two, progress=False)
+    a, b = control_state(tmp_path / "once"), control_state(two)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not (two / STATE).exists()
+
+
+def test_loss_goes_down(base, data, tmp_path):
+    # the history holds the mean loss of each 5-step window (one per save)
+    s5 = settings(base, data, steps=30, batch=4, lr=1e-3, save_every=5)
+    rec = train_control(s5, tmp_path / "run5", progress=False)
+    losses = [h["loss"] for h in rec["history"]]
+    assert len(losses) == 6
+    assert np.mean(losses[-2:]) < 0.85 * np.mean(losses[:2]), losses
+
+
+def test_bad_settings_name_the_field(base, data, tmp_path):
+    cases = [({"size": 17}, "size"), ({"size": 8}, "size"),          # VAE factor 2, DeepJSCC downsampling 16
+             ({"base": str(tmp_path / "nowhere")}, "base"), ({"snr_range": (10.0, 1.0)}, "snr_range"),
+             ({"steps": 0}, "steps"), ({"lr": -1.0}, "lr"), ({"data": []}, "data")]
+    for kw, field in cases:
+        with pytest.raises(ConfigError) as e:
+            settings(base, data, **kw)
+        assert e.value.field == field, (kw, e.value)
+    # defaults from the checkpoint: its training SNR range and channel
+    s = ControlSettings(deepjscc=DEEPJSCC, base=str(base), data=[str(data)], size=SIZE)
+    assert s.snr_range == (-5.0, 15.0) and s.channel == "awgn" and s.lr == 1e-4
+    # a scheduler predicting something other than ε is refused clearly
+    other = tmp_path / "vbase"
+    for name in ("vae", "unet"):
+        (other / name).mkdir(parents=True)
+        for f in (base / name).iterdir():
+            (other / name / f.name).write_bytes(f.read_bytes())
+    DDPMScheduler(num_train_timesteps=1000, prediction_type="v_prediction").save_pretrained(other / "scheduler")
+    with pytest.raises(ConfigError, match="epsilon") as e:
+        train_control(settings(other, data), tmp_path / "v", progress=False)
+    assert e.value.field == "scheduler"
+
+
+def test_cli_end_to_end(base, data, tmp_path, capsys):
+    from linksim.cli import main
+
+    out = tmp_path / "cli"
+    rc = main(["train", "diffjscc-control", "--deepjscc", DEEPJSCC, "--base", base, "--data", data,
+               "--snr-range", "0", "10", "--size", str(SIZE), "--steps", "2", "--batch", "2", "--lr", "1e-3",
+               "--seed", "1", "--save-every", "1", "--out", out, "--quiet"])
+    assert rc == 0 and "step 2 of 2" in capsys.readouterr().out
+    record = json.loads((out / TRAINING_JSON).read_text())
+    assert record["settings"]["snr_range"] == [0.0, 10.0] and record["settings"]["seed"] == 1
+    assert "linksim train diffjscc-control" in record["command"]
+    DiffJSCCPipeline.from_pretrained(base, out, device="cpu")
+    rc = main(["train", "diffjscc-control", "--deepjscc", DEEPJSCC, "--base", base, "--data", data,
+               "--snr-range", "10", "0", "--size", str(SIZE), "--out", tmp_path / "bad", "--quiet"])
+    assert rc == 2 and "snr_range" in capsys.readouterr().err
