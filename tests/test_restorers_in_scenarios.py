@@ -153,7 +153,7 @@ def test_old_results_csv_is_upgraded_in_place_and_resumes(tmp_path, ckpt, images
 
 @pytest.mark.parametrize("change, field, words", [
     ({"type": "magic"}, "restorers[0].type", ["sing-zero"]),
-    ({"type": "diffjscc"}, "restorers[0].type", ["not implemented"]),
+    ({"type": None}, "restorers[0].type", ["diffjscc", "sing-zero"]),
     ({"prior": None}, "restorers[0].prior", ["prior name"]),
     ({"prior": "/no/such/prior"}, "restorers[0].prior", ["/no/such/prior"]),
     ({"prior": "weights.ckpt"}, "restorers[0].prior", ["pickled"]),

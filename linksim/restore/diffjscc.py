@@ -38,7 +38,8 @@ from generator i, as the core does), so a batch gives the images of one-by-one r
 pipeline runs in float32 on one device (CUDA when present by default).
 
 Nothing here imports ``linksim.channel``, ``linksim.digital`` or ``linksim.jscc``; training
-the control module and the registry/scenario wiring live elsewhere.
+the control module lives elsewhere; :class:`DiffJSCCRestorer` is what the registry (type
+``diffjscc``) builds for scenarios.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from linksim.errors import ConfigError
 from linksim.restore.core import RestorationCore, default_device, per_image_generators
 from linksim.restore.diffjscc_control import ControlledUNet, ControlModule
 
-__all__ = ["DiffJSCCPipeline", "NULL_TEXT_LENGTH", "wavelet_blur", "wavelet_decomposition", "wavelet_color_fix"]
+__all__ = ["DiffJSCCPipeline", "DiffJSCCRestorer", "NULL_TEXT_LENGTH", "wavelet_blur", "wavelet_decomposition", "wavelet_color_fix"]
 
 #: token length of null text features (CLIP's 77, Stable Diffusion's context length)
 NULL_TEXT_LENGTH = 77
@@ -414,3 +415,59 @@ class DiffJSCCPipeline:
             return self.controlled.bare(z_t, t, text)
 
         return self._sample(eps_model, gens, s, steps, progress)
+
+
+# -------------------------------------------------------------------------- restorer
+
+
+class DiffJSCCRestorer:
+    """A :class:`DiffJSCCPipeline` with the restorer interface of the runner (DESIGN.md §4).
+
+    ``restore(x_hat, snr_db, generator)``: float [B, 3, H, W] in [0, 1] in, x̃ of the same shape
+    out; ``snr_db`` a number or one per image; one generator per image. The scenario entry's
+    ``steps``, ``color_fix`` and ``captions`` (one string for every image, or None: null text)
+    are fixed here. Built by the registry (type ``diffjscc``).
+
+    :param name: the restorer's label, named by the errors of :meth:`check` and :meth:`restore`.
+    """
+
+    def __init__(self, pipeline: DiffJSCCPipeline, *, steps: int = 100, color_fix: bool = True,
+                 captions: Optional[str] = None, progress: bool = False, name: str = "DiffJSCC"):
+        self.pipeline = pipeline
+        self.steps, self.color_fix, self.captions, self.progress = int(steps), bool(color_fix), captions, progress
+        self.label = name
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipeline.device
+
+    def check(self, image_shape) -> None:
+        """Refuse a per-image (C, H, W) the VAE cannot take (C ≠ 3, H or W not a multiple of its factor).
+
+        :raises ConfigError: field ``image_size``.
+        """
+        shape = tuple(int(v) for v in image_shape)
+        f = self.pipeline.downsampling
+        if len(shape) != 3 or shape[0] != 3 or shape[1] % f or shape[2] % f or min(shape) < 1:
+            raise ConfigError("image_size", "x".join(map(str, shape)),
+                              f"3 x H x W with H and W multiples of {f}, the downsampling factor of the VAE of "
+                              f"restorer {self.label!r} (DiffJSCC); crop or resize the images")
+
+    @torch.no_grad()
+    def restore(self, x_hat: torch.Tensor, snr_db=None, generator=None) -> torch.Tensor:
+        """x̃ float [B, 3, H, W] in [0, 1] on :attr:`device` (see :meth:`DiffJSCCPipeline.restore`).
+
+        :raises ConfigError: field ``snr_db`` (None: DiffJSCC is conditioned on the SNR), ``x_hat``
+            (naming the restorer), ``generator``.
+        """
+        if snr_db is None:
+            raise ConfigError("snr_db", None, f"the channel SNR in dB (restorer {self.label!r} is conditioned on it)")
+        if isinstance(x_hat, torch.Tensor) and x_hat.dim() == 4:
+            self.check(tuple(x_hat.shape[1:]))
+        batch = x_hat.shape[0] if isinstance(x_hat, torch.Tensor) and x_hat.dim() == 4 else 1
+        snr = torch.as_tensor(snr_db, dtype=torch.float32).reshape(-1)
+        if snr.numel() not in (1, batch):
+            raise ConfigError("snr_db", tuple(snr.shape), f"a number or one SNR per image ({batch})")
+        captions = None if self.captions is None else [self.captions] * batch
+        return self.pipeline.restore(x_hat, snr.expand(batch).clone(), generator, captions=captions, steps=self.steps,
+                                     color_fix=self.color_fix, progress=self.progress)

@@ -54,7 +54,31 @@ key               default                    meaning
 
 ``commin`` — the same with an unconditioned INN trained at one SNR (``linksim train inn --commin``).
 
-Planned, not implemented yet: ``diffjscc`` (it will register here with :func:`register`).
+``diffjscc`` — DiffJSCC (:class:`~linksim.restore.diffjscc.DiffJSCCRestorer`): a frozen latent
+diffusion model (diffusers VAE + UNet2DConditionModel) steered by a control module conditioned
+on x̂, the channel SNR and text. Keys:
+
+================  =========================  ==================================================
+``name``          ``DiffJSCC``               the label in ``results.csv`` (column ``restorer``)
+``base``          (required)                 a local diffusers folder with ``vae/``, ``unet/``
+                                             (config.json + safetensors) and ``scheduler/``
+                                             (scheduler_config.json); optional ``text_encoder/``
+                                             + ``tokenizer/``. Images: H, W multiples of the VAE's factor
+``control``       None                       a folder written by ``linksim train diffjscc-control``
+                                             (``ControlModule.save``: config.json + model.safetensors);
+                                             None = a fresh zero-initialized control module, i.e. the
+                                             unsteered base model (x̂ is then used only by ``color_fix``)
+``steps``         100                        spaced DDPM (η = 1) sampling steps, 1 … the scheduler's
+                                             ``num_train_timesteps`` (1000)
+``color_fix``     true                       DiffBIR's wavelet colour fix with x̂ as the reference
+``captions``      None                       one caption for every image; None (or "") = null text
+                                             features; a non-empty one needs text_encoder/ + tokenizer/
+``batch``         8                          images per sampling call (the numbers agree to ~1e-5)
+``device``        CUDA when present          ``cpu``, ``cuda`` or ``cuda:N`` (float32)
+================  =========================  ==================================================
+
+No type is planned-but-unimplemented now (:data:`PLANNED` is empty); a planned type is named by
+the error an unknown ``type`` gets until it registers here with :func:`register`.
 """
 
 from __future__ import annotations
@@ -94,7 +118,7 @@ class RestorerType:
 
 REGISTRY: dict[str, RestorerType] = {}
 #: restorer types of DESIGN.md §1 that are not implemented yet: type → label
-PLANNED = {"diffjscc": "DiffJSCC"}
+PLANNED: dict[str, str] = {}
 
 
 def register(rtype: RestorerType) -> RestorerType:
@@ -352,3 +376,130 @@ register(RestorerType(type="sing-inn", label="SING-INN", keys=_GUIDED_KEYS,
 register(RestorerType(type="commin", label="CommIN", keys=_GUIDED_KEYS,
                       validate=partial(_validate_guided, conditional=False), build=_build_guided,
                       weights=_guided_weights))
+
+
+
+# ----------------------------------------------------------------------------- diffjscc
+
+_DIFFUSERS_WEIGHTS = "diffusion_pytorch_model.safetensors"
+
+
+def _read_json(path: Path, field: str, what: str) -> dict:
+    import json
+
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(field, str(path), f"{what} with a readable {path.name} ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(field, str(path), f"{what} whose {path.name} is a JSON object")
+    return data
+
+
+def _model_weights(folder: Path, field: str, what: str) -> list[Path]:
+    """The safetensors weight files of a diffusers model folder (config.json read, not the weights)."""
+    _read_json(folder / "config.json", field, what)
+    single = folder / _DIFFUSERS_WEIGHTS
+    if single.is_file():
+        return [single]
+    index = folder / (_DIFFUSERS_WEIGHTS + ".index.json")
+    if index.is_file():
+        shards = sorted(set(_read_json(index, field, what).get("weight_map", {}).values()))
+        missing = [s for s in shards if not (folder / s).is_file()]
+        if not shards or missing:
+            raise ConfigError(field, str(index), f"{what} whose shards are all there ({missing or 'none listed'})")
+        return [index] + [folder / s for s in shards]
+    raise ConfigError(field, str(folder), f"{what} with {_DIFFUSERS_WEIGHTS} (missing; pickled weights are never loaded)")
+
+
+def _diffjscc_base(base, where: str) -> dict:
+    """Cheap checks of a base folder: {"weights": [files], "num_train_timesteps": int, "text": bool}."""
+    field = f"{where}.base"
+    layout = "a local diffusers folder with vae/, unet/ and scheduler/ (hub ids are not fetched)"
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(field, base, layout)
+    root = Path(base).expanduser()
+    if not root.is_dir():
+        raise ConfigError(field, base, f"{layout}; no such folder")
+    for name in ("vae", "unet", "scheduler"):
+        if not (root / name).is_dir():
+            raise ConfigError(field, base, f"{layout}; {name}/ is missing")
+    weights = (_model_weights(root / "vae", field, f"{layout}, vae/ an AutoencoderKL")
+               + _model_weights(root / "unet", field, f"{layout}, unet/ a UNet2DConditionModel"))
+    scheduler = root / "scheduler" / "scheduler_config.json"
+    config = _read_json(scheduler, field, f"{layout}, scheduler/")
+    steps = config.get("num_train_timesteps", 1000)
+    text = (root / "text_encoder").is_dir() and (root / "tokenizer").is_dir()
+    return {"weights": weights + [scheduler], "num_train_timesteps": steps if isinstance(steps, int) else 1000,
+            "text": text}
+
+
+def _diffjscc_control(control, where: str) -> list[Path]:
+    field = f"{where}.control"
+    what = ("nothing (a fresh zero-initialized control module: the unsteered base model) or a folder written by "
+            "linksim train diffjscc-control (config.json + model.safetensors)")
+    if control is None:
+        return []
+    if not isinstance(control, str) or not control.strip():
+        raise ConfigError(field, control, what)
+    folder = Path(control).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(field, control, f"{what}; no such folder")
+    for name in ("config.json", "model.safetensors"):
+        if not (folder / name).is_file():
+            raise ConfigError(field, control, f"{what}; {name} is missing")
+    _read_json(folder / "config.json", field, what)
+    return [folder / "model.safetensors", folder / "config.json"]
+
+
+def _validate_diffjscc(spec: dict, where: str) -> dict:
+    import importlib.util
+
+    base = _diffjscc_base(spec.get("base"), where)
+    _diffjscc_control(spec.get("control"), where)
+    steps = _integer(spec, "steps", 100, where, 1, min(1000, base["num_train_timesteps"]))
+    color_fix = spec.get("color_fix", True)
+    if not isinstance(color_fix, bool):
+        raise ConfigError(f"{where}.color_fix", color_fix, "true (DiffBIR's wavelet colour fix with x̂'s colours) or false")
+    captions = spec.get("captions")
+    if captions is not None and not isinstance(captions, str):
+        raise ConfigError(f"{where}.captions", captions, "nothing (null text features) or one caption (a string) "
+                                                         "for every image")
+    captions = captions if isinstance(captions, str) and captions.strip() else None
+    if captions is not None and not (base["text"] and importlib.util.find_spec("transformers") is not None):
+        raise ConfigError(f"{where}.captions", captions, "nothing: a caption needs text_encoder/ and tokenizer/ in the "
+                                                         "base folder and the optional package transformers")
+    out = {"base": spec["base"], "control": spec.get("control"), "steps": steps, "color_fix": color_fix,
+           "captions": captions, "batch": _integer(spec, "batch", 8, where, 1)}
+    if spec.get("device") is not None:
+        out["device"] = _device(spec["device"], f"{where}.device")
+    return out
+
+
+#: the pipeline's error fields that concern the base folder (the others concern the control module)
+_BASE_FIELDS = {"base_folder", "vae", "unet", "scheduler", "text_encoder", "tokenizer"}
+
+
+def _build_diffjscc(spec: dict, progress: bool):
+    from linksim.restore.diffjscc import DiffJSCCPipeline, DiffJSCCRestorer
+
+    try:
+        pipeline = DiffJSCCPipeline.from_pretrained(Path(spec["base"]).expanduser(),
+                                                    None if spec["control"] is None else Path(spec["control"]).expanduser(),
+                                                    device=spec.get("device"))
+    except ConfigError as error:
+        key = "base" if error.field in _BASE_FIELDS else "control"
+        raise ConfigError(key, spec[key], f"{error.allowed} ({error.field}: {error.value})") from None
+    return DiffJSCCRestorer(pipeline, steps=spec["steps"], color_fix=spec["color_fix"], captions=spec["captions"],
+                            progress=progress, name=spec["name"])
+
+
+def _diffjscc_weights(spec: dict) -> list[Path]:
+    return _diffjscc_base(spec["base"], "restorer")["weights"] + _diffjscc_control(spec["control"], "restorer")
+
+
+register(RestorerType(
+    type="diffjscc", label="DiffJSCC",
+    keys=frozenset({"base", "control", "steps", "color_fix", "captions", "batch", "device"}),
+    validate=_validate_diffjscc, build=_build_diffjscc, weights=_diffjscc_weights))
