@@ -31,18 +31,18 @@ import json
 import math
 import os
 import platform
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from linksim import zoo
 from linksim.channel import make_channel
 from linksim.errors import ConfigError
-from linksim.train_common import STATE, cosine_lr, descend, finish_training, load_train_state, save_train_state
+from linksim.results import write_json
+from linksim.train_common import (STATE, RunProgress, cosine_lr, descend, finish_training, load_train_state,
+                                  save_train_state)
 
 __all__ = ["ControlSettings", "TRAINING_JSON", "train_control", "write_control_card"]
 
@@ -145,12 +145,6 @@ def _build_pipeline(settings: ControlSettings, device):
     return DiffJSCCPipeline.from_pretrained(settings.base, None, device=device)
 
 
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
-
-
 def train_control(settings: ControlSettings, out: str | Path, *, command: str = "", progress: bool = True,
                   keep_state: bool = False, stop_after: int | None = None, device: str = "cpu") -> dict:
     """Train (or resume) a DiffJSCC control module into ``out``; returns the ``training.json`` written.
@@ -199,15 +193,14 @@ def train_control(settings: ControlSettings, out: str | Path, *, command: str = 
     text = pipe.text_features(settings.batch)  # null text features (or the encoder's empty prompt)
     deepjscc_name = getattr(model, "name", settings.deepjscc)
     lo, hi = settings.snr_range
-    loss_sum = loss_n = 0
+    run = RunProgress(settings.steps, step, elapsed, settings.save_every, stop_after, f"train {out.name}", progress)
 
     def save(final: bool) -> None:
-        nonlocal loss_sum, loss_n
-        if loss_n:
-            history.append({"step": step, "loss": round(loss_sum / loss_n, 7), "steps": loss_n})
-            loss_sum = loss_n = 0
+        if (entry := run.flush()) is not None:
+            history.append(entry)
+        step = run.step
         record = {"kind": "diffjscc-control", "settings": settings.to_dict(), "step": step,
-                  "wall_seconds": round(elapsed, 1), "final_loss": history[-1]["loss"] if history else None,
+                  "wall_seconds": round(run.elapsed, 1), "final_loss": history[-1]["loss"] if history else None,
                   "history": history, "deepjscc": deepjscc_name, "base": settings.base,
                   "parameters": sum(p.numel() for p in control.parameters()), "data_images": len(crops),
                   "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
@@ -216,13 +209,10 @@ def train_control(settings: ControlSettings, out: str | Path, *, command: str = 
             save_train_state(out, step, opt, gen, history, model=control)
         control.save(out)
         (out / zoo.CARD).write_text(write_control_card(record, out.name))
-        _write_json(record_path, record)
+        write_json(record_path, record)
 
-    bar = tqdm(total=settings.steps, initial=step, desc=f"train {out.name}", unit="step", disable=not progress,
-               dynamic_ncols=True)
-    session, t0 = 0, time.perf_counter()
     controlled.train()
-    while step < settings.steps and (stop_after is None or session < stop_after):
+    while run.running():
         x = crops.sample(settings.batch, gen)
         snr = lo + (hi - lo) * torch.rand(settings.batch, generator=gen)
         with torch.no_grad():
@@ -233,20 +223,14 @@ def train_control(settings: ControlSettings, out: str | Path, *, command: str = 
         noise = torch.randn(z0.shape, generator=gen).to(device)
         z_t = pipe.scheduler.add_noise(z0, noise, t.to(device))
         for group in opt.param_groups:
-            group["lr"] = cosine_lr(step, settings.steps, settings.lr)
+            group["lr"] = cosine_lr(run.step, settings.steps, settings.lr)
         pred = controlled(z_t, t.to(device), cond, snr.to(device), text)
         loss = F.mse_loss(pred.float(), noise)
         descend(opt, loss, params)
-        step, session = step + 1, session + 1
-        loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
-        bar.update()
-        bar.set_postfix(loss=f"{loss.item():.5f}")
-        elapsed += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        if step % settings.save_every == 0 and step < settings.steps or session == stop_after:
+        if run.record(loss.item()):
             save(final=False)
-    bar.close()
-    finish_training(out, step, settings.steps, lambda: save(final=True), keep_state, opt, gen, history, model=control)
+    run.close()
+    finish_training(out, run.step, settings.steps, lambda: save(final=True), keep_state, opt, gen, history, model=control)
     return json.loads(record_path.read_text())
 
 

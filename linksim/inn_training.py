@@ -29,21 +29,20 @@ from __future__ import annotations
 
 import math
 import platform
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from linksim import zoo
 from linksim.channel import make_channel
 from linksim.errors import ConfigError
 from linksim.restore.inn import ConditionalINN, ConditionalINNConfig
 from linksim.seeding import point_generator
-from linksim.train_common import STATE, cosine_lr, descend, finish_training, load_train_state, save_train_state
+from linksim.train_common import (STATE, RunProgress, cosine_lr, descend, finish_training, load_train_state,
+                                  save_train_state)
 
 __all__ = ["INN_KIND", "INNSettings", "evaluate_inn", "train_inn", "write_inn_card"]
 
@@ -194,14 +193,13 @@ def train_inn(settings: INNSettings, out: str | Path, *, command: str = "", prog
             "deepjscc": model.name, "channel": channel_name}
     lo, hi = settings.snr_range
     s = 2 ** settings.levels
-    loss_sum = loss_n = 0
+    run = RunProgress(settings.steps, step, elapsed, settings.save_every, stop_after, f"train {out.name}", progress)
 
     def save(final: bool) -> None:
-        nonlocal loss_sum, loss_n
-        if loss_n:
-            history.append({"step": step, "loss": round(loss_sum / loss_n, 7), "steps": loss_n})
-            loss_sum = loss_n = 0
-        meta.update(step=step, wall_seconds=round(elapsed, 1), threads=torch.get_num_threads(),
+        if (entry := run.flush()) is not None:
+            history.append(entry)
+        step = run.step
+        meta.update(step=step, wall_seconds=round(run.elapsed, 1), threads=torch.get_num_threads(),
                     machine=platform.processor() or platform.machine(),
                     parameters=sum(p.numel() for p in inn.parameters()), data_images=len(crops),
                     history=history, command=command)
@@ -215,32 +213,23 @@ def train_inn(settings: INNSettings, out: str | Path, *, command: str = "", prog
         if not final:
             save_train_state(out, step, opt, gen, history, model=inn)
 
-    bar = tqdm(total=settings.steps, initial=step, desc=f"train {out.name}", unit="step", disable=not progress,
-               dynamic_ncols=True)
-    session, t0 = 0, time.perf_counter()
     inn.train()
-    while step < settings.steps and (stop_after is None or session < stop_after):
+    while run.running():
         x = crops.sample(settings.batch, gen)
         snr = lo + (hi - lo) * torch.rand(settings.batch, generator=gen)
         with torch.no_grad():
             target = F.avg_pool2d(model(x, snr, channel, gen).clamp(0, 1), s)
         for group in opt.param_groups:
-            group["lr"] = cosine_lr(step, settings.steps, settings.lr)
+            group["lr"] = cosine_lr(run.step, settings.steps, settings.lr)
         coarse, details = inn(x, snr if settings.conditional else None)
         loss = F.mse_loss(coarse, target)
         if settings.detail_weight:
             loss = loss + settings.detail_weight * sum(d.pow(2).mean() for d in details) / len(details)
         descend(opt, loss, inn.parameters())
-        step, session = step + 1, session + 1
-        loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
-        bar.update()
-        bar.set_postfix(loss=f"{loss.item():.5f}")
-        elapsed += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        if step % settings.save_every == 0 and step < settings.steps or session == stop_after:
+        if run.record(loss.item()):
             save(final=False)
-    bar.close()
-    finish_training(out, step, settings.steps, lambda: save(final=True), keep_state, opt, gen, history, model=inn)
+    run.close()
+    finish_training(out, run.step, settings.steps, lambda: save(final=True), keep_state, opt, gen, history, model=inn)
     return zoo.read_config(out)
 
 

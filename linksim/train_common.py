@@ -1,4 +1,4 @@
-"""What every linksim training command shares (``linksim train deepjscc``, ``linksim train prior``).
+"""What the linksim training commands share (``linksim train deepjscc|prior|inn|diffjscc-control``).
 
 * :func:`cosine_lr` — the learning-rate schedule: a 2 % linear warm-up, then cosine from
   ``lr`` to ``lr/100``.
@@ -6,17 +6,21 @@
   safetensors file (never a pickle): the step, the seeded generator's state, the optimizer
   moments, optionally the training weights, and a JSON history in the metadata. Restoring
   all of it makes a resumed run end with the same weights as an uninterrupted one.
+* :func:`descend`, :class:`RunProgress`, :func:`finish_training` — one optimizer step, the
+  step/loss/time bookkeeping of the loop, and the end of a run (used by ``train inn`` and
+  ``train diffjscc-control``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import torch
 
-__all__ = ["STATE", "cosine_lr", "save_train_state", "load_train_state"]
+__all__ = ["STATE", "RunProgress", "cosine_lr", "descend", "finish_training", "load_train_state", "save_train_state"]
 
 #: File name of the resumable state inside a run's output folder.
 STATE = "train_state.safetensors"
@@ -101,3 +105,54 @@ def finish_training(out: Path, step: int, steps: int, save_final, keep_state: bo
         save_train_state(out, step, opt, gen, history, model=model)
     else:
         (out / STATE).unlink(missing_ok=True)
+
+
+class RunProgress:
+    """The step bookkeeping of a resumable training loop: the step counter (total and this
+    call's), the mean loss since the last save, the wall time, the progress bar, the save cadence.
+
+    Usage::
+
+        run = RunProgress(steps, step, elapsed, save_every, stop_after, desc, progress)
+        while run.running():
+            loss = ...                         # one training step at run.step
+            if run.record(loss.item()):        # a save is due (not the final one)
+                save()                         # history.append(run.flush()) when not None
+        run.close()
+    """
+
+    def __init__(self, steps: int, step: int, elapsed: float, save_every: int, stop_after: int | None,
+                 desc: str, progress: bool):
+        from tqdm.auto import tqdm
+
+        self.steps, self.step, self.elapsed = steps, step, elapsed
+        self.save_every, self.stop_after, self.session = save_every, stop_after, 0
+        self._loss_sum, self._loss_n = 0.0, 0
+        self._bar = tqdm(total=steps, initial=step, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
+        self._t0 = time.perf_counter()
+
+    def running(self) -> bool:
+        """More steps to do, and this call's ``stop_after`` not reached."""
+        return self.step < self.steps and (self.stop_after is None or self.session < self.stop_after)
+
+    def record(self, loss: float) -> bool:
+        """Count one finished step with its loss; True when a resumable save is due (every
+        ``save_every`` steps before the last, and when this call stops after ``stop_after``)."""
+        self.step, self.session = self.step + 1, self.session + 1
+        self._loss_sum, self._loss_n = self._loss_sum + loss, self._loss_n + 1
+        self._bar.update()
+        self._bar.set_postfix(loss=f"{loss:.5f}")
+        now = time.perf_counter()
+        self.elapsed, self._t0 = self.elapsed + now - self._t0, now
+        return self.step % self.save_every == 0 and self.step < self.steps or self.session == self.stop_after
+
+    def flush(self) -> dict | None:
+        """The history entry of the steps since the last flush (None if there were none)."""
+        if not self._loss_n:
+            return None
+        entry = {"step": self.step, "loss": round(self._loss_sum / self._loss_n, 7), "steps": self._loss_n}
+        self._loss_sum, self._loss_n = 0.0, 0
+        return entry
+
+    def close(self) -> None:
+        self._bar.close()
