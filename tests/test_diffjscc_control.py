@@ -9,20 +9,13 @@ import pytest
 import torch
 
 pytest.importorskip("diffusers")
-from diffusers import UNet2DConditionModel  # noqa: E402
+from diffjscc_tiny import LATENT_CHANNELS, LATENT_SIZE, TEXT_DIM, tiny_unet  # noqa: E402
 
 from linksim.errors import ConfigError  # noqa: E402
 from linksim.restore.diffjscc_control import ControlledUNet, ControlModule, SNRTimeEmbedding  # noqa: E402
 
-B, C, S, L, D = 2, 4, 8, 5, 32
-
-
-def tiny_unet(seed: int = 0) -> UNet2DConditionModel:
-    torch.manual_seed(seed)
-    return UNet2DConditionModel(
-        sample_size=S, in_channels=C, out_channels=C, block_out_channels=(32, 64), layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=D, attention_head_dim=8, norm_num_groups=8).eval()
+B, L = 2, 5
+C, S, D = LATENT_CHANNELS, LATENT_SIZE, TEXT_DIM
 
 
 def inputs(seed: int = 1):

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 pytest.importorskip("diffusers")
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel  # noqa: E402
+from diffjscc_tiny import save_tiny_base, tiny_unet, tiny_vae  # noqa: E402
+from diffusers import DDPMScheduler  # noqa: E402
 
 from linksim.errors import ConfigError  # noqa: E402
 from linksim.restore.diffjscc import DiffJSCCPipeline, wavelet_color_fix, wavelet_decomposition  # noqa: E402
@@ -16,21 +17,6 @@ from linksim.restore.diffjscc_control import ControlledUNet, ControlModule  # no
 
 H = 16          # image size; the tiny VAE halves it → 8×8 latents
 STEPS = 4
-
-
-def tiny_vae(seed: int = 0) -> AutoencoderKL:
-    torch.manual_seed(seed)
-    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
-                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                         layers_per_block=1, norm_num_groups=8, sample_size=H).eval()
-
-
-def tiny_unet(seed: int = 0) -> UNet2DConditionModel:
-    torch.manual_seed(seed)
-    return UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8).eval()
 
 
 def randomize_zero_convs(control: ControlModule, seed: int = 3) -> None:
@@ -132,10 +118,7 @@ def test_wavelet_color_fix():
 def test_from_pretrained_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     unet, vae, sched = tiny_unet(), tiny_vae(), DDPMScheduler(num_train_timesteps=1000)
-    base = tmp_path / "base"
-    vae.save_pretrained(base / "vae", safe_serialization=True)
-    unet.save_pretrained(base / "unet", safe_serialization=True)
-    sched.save_pretrained(base / "scheduler")
+    base = save_tiny_base(tmp_path / "base", vae, unet, sched)
     ref = DiffJSCCPipeline(vae, ControlledUNet(unet), sched, device="cpu")
 
     loaded = DiffJSCCPipeline.from_pretrained(base, device="cpu")

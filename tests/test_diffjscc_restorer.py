@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 
 pytest.importorskip("diffusers")
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel  # noqa: E402
+from diffjscc_tiny import save_tiny_base  # noqa: E402
+from diffusers import UNet2DConditionModel  # noqa: E402
 
 from linksim import zoo  # noqa: E402
 from linksim.channel import make_channel  # noqa: E402
@@ -52,26 +53,10 @@ def images(tmp_path, photo) -> Path:
     return folder
 
 
-def tiny_unet() -> UNet2DConditionModel:
-    torch.manual_seed(0)
-    return UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8).eval()
-
-
 @pytest.fixture()
 def base(tmp_path) -> Path:
     """A tiny diffusers base folder: vae/ (factor 2), unet/, scheduler/."""
-    folder = tmp_path / "base"
-    torch.manual_seed(0)
-    AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
-                  down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                  layers_per_block=1, norm_num_groups=8, sample_size=16).save_pretrained(folder / "vae",
-                                                                                        safe_serialization=True)
-    tiny_unet().save_pretrained(folder / "unet", safe_serialization=True)
-    DDPMScheduler(num_train_timesteps=1000).save_pretrained(folder / "scheduler")
-    return folder
+    return save_tiny_base(tmp_path / "base")
 
 
 @pytest.fixture()

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 pytest.importorskip("diffusers")
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel  # noqa: E402
+from diffjscc_tiny import save_tiny_base, tiny_unet, tiny_vae  # noqa: E402
+from diffusers import DDPMScheduler  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from linksim import diffjscc_training  # noqa: E402
@@ -22,19 +23,8 @@ DEEPJSCC = "deepjscc-awgn-r1_192"   # downsampling 16
 SIZE = 16                          # tiny VAE halves it → 8×8 latents
 
 
-def tiny_vae() -> AutoencoderKL:
-    torch.manual_seed(0)
-    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
-                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                         layers_per_block=1, norm_num_groups=8, sample_size=SIZE).eval()
-
-
-def tiny_unet() -> UNet2DConditionModel:
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8).eval()
+def biased_unet():
+    unet = tiny_unet()
     with torch.no_grad():  # a biased base ε-prediction: the control module has something clear to correct
         unet.conv_out.bias.fill_(1.0)
     return unet
@@ -43,9 +33,7 @@ def tiny_unet() -> UNet2DConditionModel:
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     root = tmp_path_factory.mktemp("base")
-    tiny_vae().save_pretrained(root / "vae", safe_serialization=True)
-    tiny_unet().save_pretrained(root / "unet", safe_serialization=True)
-    DDPMScheduler(num_train_timesteps=1000).save_pretrained(root / "scheduler")
+    save_tiny_base(root, tiny_vae(sample_size=SIZE), biased_unet())
     return root
 
 
