@@ -7,50 +7,31 @@ latent diffusion base (VAE factor 2 → 8×8 latents, as in test_diffjscc_pipeli
 from __future__ import annotations
 
 import shutil
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
 pytest.importorskip("diffusers")
 from diffjscc_tiny import save_tiny_base  # noqa: E402
 from diffusers import UNet2DConditionModel  # noqa: E402
 
-from linksim import zoo  # noqa: E402
 from linksim.channel import make_channel  # noqa: E402
 from linksim.data import load_images, to_tensor  # noqa: E402
 from linksim.errors import ConfigError  # noqa: E402
 from linksim.jscc import DeepJSCCScheme  # noqa: E402
-from linksim.jscc.models import DeepJSCC, DeepJSCCConfig  # noqa: E402
 from linksim.link import Bandwidth  # noqa: E402
 from linksim.metrics import psnr  # noqa: E402
 from linksim.restore import make_restorer  # noqa: E402
 from linksim.restore.diffjscc_control import ControlModule  # noqa: E402
 from linksim.restore.registry import PLANNED, validate_spec, weights_digest  # noqa: E402
 from linksim.results import COLUMNS, read_results  # noqa: E402
-from linksim.runner import restore_points, run_scenario  # noqa: E402
+from linksim.runner import restore_points  # noqa: E402
 from linksim.scenario import parse_scenario  # noqa: E402
 from linksim.seeding import point_generator  # noqa: E402
+from restorer_scenarios import assert_restorer_rows_recompute, ckpt, images, quiet_run  # noqa: E402,F401 (fixtures)
 
 STEPS = 3
-
-
-@pytest.fixture()
-def ckpt(tmp_path) -> Path:
-    torch.manual_seed(0)
-    config = DeepJSCCConfig(latent_channels=6 * 16 ** 2 // 48, widths=(4, 4, 4, 4), same_layers=0)
-    return zoo.save_checkpoint(DeepJSCC(config), tmp_path / "tiny-awgn-r1_48", "deepjscc", config.to_dict())
-
-
-@pytest.fixture()
-def images(tmp_path, photo) -> Path:
-    folder = tmp_path / "imgs"
-    folder.mkdir()
-    Image.fromarray(photo[:16, :16]).save(folder / "a.png")
-    Image.fromarray(photo[40:56, 60:76]).save(folder / "b.png")
-    return folder
 
 
 @pytest.fixture()
@@ -78,12 +59,6 @@ def scenario_dict(ckpt, images, out, base_folder, **restorer) -> dict:
             "schemes": [{"name": "DeepJSCC", "type": "deepjscc", "model": str(ckpt)}],
             "restorers": [{"type": "diffjscc", "base": str(base_folder), "steps": STEPS, **restorer}],
             "metrics": ["psnr"], "grid": {"snr_db": [0], "images": 1}, "output": str(out)}
-
-
-def quiet_run(scenario, **kwargs):
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*LPIPS.*")
-        return run_scenario(scenario, progress=False, **kwargs)
 
 
 def x_hat_of(ckpt, images, snr: float = 5.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,14 +96,7 @@ def test_diffjscc_rows_end_to_end_and_reproducible(tmp_path, ckpt, images, base)
     assert row["psnr"] == pytest.approx(float(psnr(x, first.clamp(0, 1))[0]), abs=1e-4)
 
     # resume: nothing to do; restored rows removed → recomputed with identical numbers
-    assert quiet_run(scenario, plots=False).computed == 0
-    before = {tuple(sorted(r.items())) for r in read_results(result.results_csv)}
-    with result.results_csv.open() as handle:
-        lines = handle.readlines()
-    result.results_csv.write_text("".join(line for line in lines if ",DiffJSCC," not in line))
-    again = quiet_run(scenario, plots=False)
-    assert (again.computed, again.skipped) == (4, 4)
-    assert {tuple(sorted(r.items())) for r in read_results(result.results_csv)} == before
+    assert_restorer_rows_recompute(scenario, result.results_csv, "DiffJSCC", 4)
 
 
 def test_image_sizes_the_vae_cannot_take_are_refused(base):

@@ -8,46 +8,24 @@ steps, conftest.py) on 16×16 crops of a photograph; 3 sampling steps.
 from __future__ import annotations
 
 import csv
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
-from linksim import zoo
 from linksim.channel import make_channel
 from linksim.data import load_images, to_tensor
 from linksim.errors import ConfigError
 from linksim.jscc import DeepJSCCScheme
-from linksim.jscc.models import DeepJSCC, DeepJSCCConfig
 from linksim.link import Bandwidth
 from linksim.metrics import psnr
 from linksim.restore import make_operator, make_restorer
 from linksim.restore.registry import validate_spec
 from linksim.results import COLUMNS, LEGACY_COLUMNS, read_results
-from linksim.runner import format_summary, restore_points, run_scenario
+from linksim.runner import format_summary, restore_points
 from linksim.scenario import parse_scenario
 from linksim.seeding import point_generator
-
-
-@pytest.fixture()
-def ckpt(tmp_path) -> Path:
-    torch.manual_seed(0)
-    config = DeepJSCCConfig(latent_channels=6 * 16 ** 2 // 48, widths=(4, 4, 4, 4), same_layers=0)
-    return zoo.save_checkpoint(DeepJSCC(config), tmp_path / "tiny-awgn-r1_48", "deepjscc", config.to_dict())
-
-
-def crops(folder: Path, photo, size: int = 16) -> Path:
-    folder.mkdir()
-    Image.fromarray(photo[:size, :size]).save(folder / "a.png")
-    Image.fromarray(photo[40:40 + size, 60:60 + size]).save(folder / "b.png")
-    return folder
-
-
-@pytest.fixture()
-def images(tmp_path, photo) -> Path:
-    return crops(tmp_path / "imgs", photo)
+from restorer_scenarios import assert_restorer_rows_recompute, ckpt, crops, images, quiet_run  # noqa: F401 (fixtures)
 
 
 def scenario_dict(ckpt, images, out, prior, **changes) -> dict:
@@ -57,12 +35,6 @@ def scenario_dict(ckpt, images, out, prior, **changes) -> dict:
            "metrics": ["psnr"], "grid": {"snr_db": [0], "images": 1}, "output": str(out)}
     raw.update(changes)
     return raw
-
-
-def quiet_run(scenario, **kwargs):
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*LPIPS.*")
-        return run_scenario(scenario, progress=False, **kwargs)
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -102,14 +74,7 @@ def test_restorer_rows_end_to_end_and_consistency(tmp_path, ckpt, images, tiny_p
         assert (result.out / name).exists(), name
 
     # resume: nothing to do; restorer rows removed → only they are recomputed, identically
-    assert quiet_run(scenario, plots=False).computed == 0
-    before = {tuple(sorted(r.items())) for r in read_results(result.results_csv)}
-    with result.results_csv.open() as handle:
-        lines = handle.readlines()
-    result.results_csv.write_text("".join(line for line in lines if ",SING-Zero," not in line))
-    again = quiet_run(scenario, plots=False)
-    assert (again.computed, again.skipped) == (4, 4)
-    assert {tuple(sorted(r.items())) for r in read_results(result.results_csv)} == before
+    assert_restorer_rows_recompute(scenario, result.results_csv, "SING-Zero", 4)
 
     # another restorer setting on the same folder is refused
     changed = scenario_dict(ckpt, images, tmp_path / "out", tiny_prior)
