@@ -171,7 +171,7 @@ def main(argv=None) -> int:
 
     out = {"images": str(args.images), "n_images": n_images, "trials": args.trials, "snr_db": list(args.snr),
            "threads": os.cpu_count(), "warm_up_s": warm_s, "runs": runs}
-    print(f"\ncliff sweep ({args.scenario.name}, {n_images} images × {len(sweep_scenario(args.scenario, 'numba', args.trials, tuple(args.snr)).snr_db)} SNR "
+    print(f"\ncliff sweep ({args.scenario.name}, {n_images} images × {len(warm.snr_db)} SNR "
           f"× {args.trials} trials; s, share of the wall time)")
     header = f"{'decoder':<8} {'images':>6} {'points':>6} {'wall':>7} {'all':>7} " + " ".join(f"{s:>13}" for s in (*STAGES, "rest"))
     print(header)
