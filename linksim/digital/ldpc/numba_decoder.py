@@ -199,19 +199,14 @@ def _iterate_minsum(L, Lnew, R, st, row_ptr, cols, alpha, beta, offset_mode, cli
             ro = max(s + t, 0) * W
             qo = (_Q + t) * W
             ft = np.float32(t)
-            if layered:
-                for w in range(W):
-                    q = st[qo + w]
-                    mag = st[_MIN2 * W + w] if st[_IDX * W + w] == ft else st[_MIN1 * W + w]
-                    rr = -mag if (q < zero) != (st[_SGN * W + w] < zero) else mag
-                    R[ro + w] = rr
+            for w in range(W):
+                q = st[qo + w]
+                mag = st[_MIN2 * W + w] if st[_IDX * W + w] == ft else st[_MIN1 * W + w]
+                rr = -mag if (q < zero) != (st[_SGN * W + w] < zero) else mag
+                R[ro + w] = rr
+                if layered:         # loop-invariant: LLVM unswitches it out of the lane loop
                     L[lo + w] = q + rr
-            else:
-                for w in range(W):
-                    q = st[qo + w]
-                    mag = st[_MIN2 * W + w] if st[_IDX * W + w] == ft else st[_MIN1 * W + w]
-                    rr = -mag if (q < zero) != (st[_SGN * W + w] < zero) else mag
-                    R[ro + w] = rr
+                else:
                     Lnew[lo + w] += rr
 
 
