@@ -68,13 +68,17 @@ class ControlSettings:
     """Everything that determines a control-module training run (stored in ``training.json``).
 
     :ivar deepjscc: the DeepJSCC checkpoint (name or folder) whose outputs x̂ condition the model.
-    :ivar base: the local diffusers folder of the frozen base model (``vae/``, ``unet/``, ``scheduler/``).
+    :ivar base: the local diffusers folder of the frozen base model (``vae/``, ``unet/``, ``scheduler/``),
+        or the name of one under ``$LINKSIM_CHECKPOINTS`` / ``linksim/checkpoints/``. Kept as
+        given (the record shows the name); the folder it resolved to is :attr:`base_folder`.
     :ivar data: training image folders/files (shorter side resized to ``size``, random
         ``size``² crops, horizontal flips).
     :ivar snr_range: (low, high) dB, uniform; None = the checkpoint's training range if it
         records one, else (1, 13) — resolved when the settings are made.
     :ivar channel: the channel of the pairs (None = the checkpoint's; resolved likewise).
     :ivar size: crop size, a multiple of the VAE factor and of the DeepJSCC downsampling.
+    :ivar snr_embedding: True = DiffJSCC's control module (spatial + SNR); False = the paper's
+        "spatial only" ablation, a control module without SNR embedding.
     """
 
     deepjscc: str
@@ -88,26 +92,34 @@ class ControlSettings:
     lr: float = 1e-4
     seed: int = 0
     save_every: int = 250
+    snr_embedding: bool = True
 
     def __post_init__(self):
+        from linksim.restore.registry import find_folder
+
         if not isinstance(self.deepjscc, str) or not self.deepjscc:
             raise ConfigError("deepjscc", self.deepjscc, "a DeepJSCC checkpoint name or folder")
         if not self.data or isinstance(self.data, (str, os.PathLike)):
             raise ConfigError("data", self.data, "a list of one or more image folders or files")
         self.data = [str(d) for d in self.data]
+        layout = ("a local diffusers folder with vae/, unet/ and scheduler/, or the name of one under "
+                  "$LINKSIM_CHECKPOINTS or linksim/checkpoints/")
         if not isinstance(self.base, (str, os.PathLike)) or not str(self.base):
-            raise ConfigError("base", self.base, "a local diffusers folder with vae/, unet/ and scheduler/")
+            raise ConfigError("base", self.base, layout)
         self.base = str(self.base)
-        base = Path(self.base).expanduser()
-        if not base.is_dir():
-            raise ConfigError("base", self.base, "a local diffusers folder with vae/, unet/ and scheduler/ "
-                                                 "(no such folder)")
+        base = find_folder(self.base)
+        if base is None:
+            raise ConfigError("base", self.base, f"{layout} (no such folder or name)")
+        self._base_folder = base
         for name in ("size", "steps", "batch", "save_every"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(name, v, "a positive integer")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError("seed", self.seed, "an integer")
+        if not isinstance(self.snr_embedding, bool):
+            raise ConfigError("snr_embedding", self.snr_embedding,
+                              "True (spatial + SNR, DiffJSCC) or False (the spatial-only ablation)")
         if isinstance(self.lr, bool) or not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr)
                                              and self.lr > 0):
             raise ConfigError("lr", self.lr, "a positive learning rate")
@@ -134,6 +146,11 @@ class ControlSettings:
         if self.size % f_jscc:
             raise ConfigError("size", self.size, f"a multiple of the DeepJSCC downsampling {f_jscc}")
 
+    @property
+    def base_folder(self) -> Path:
+        """The base model's folder: ``base`` as a path, or the checkpoint folder of that name."""
+        return self._base_folder
+
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
@@ -142,7 +159,8 @@ def _build_pipeline(settings: ControlSettings, device):
     """The pipeline over the base folder with a fresh control module (a hook for tests)."""
     from linksim.restore.diffjscc import DiffJSCCPipeline
 
-    return DiffJSCCPipeline.from_pretrained(settings.base, None, device=device)
+    return DiffJSCCPipeline.from_pretrained(settings.base_folder, None, device=device,
+                                            snr_embedding=settings.snr_embedding)
 
 
 def train_control(settings: ControlSettings, out: str | Path, *, command: str = "", progress: bool = True,
@@ -160,16 +178,21 @@ def train_control(settings: ControlSettings, out: str | Path, *, command: str = 
     record_path = out / TRAINING_JSON
     if record_path.is_file():
         saved = json.loads(record_path.read_text())
-        if saved.get("settings") != settings.to_dict():
+        before = saved.get("settings")
+        if isinstance(before, dict):  # a record written before snr_embedding existed: it had one
+            before = {"snr_embedding": True, **before}
+        if before != settings.to_dict():
             raise ConfigError("out", str(out), "an empty folder or one holding a run with the same settings "
                                                f"(this one was made with other settings; see its {TRAINING_JSON})")
         if saved.get("step") == settings.steps and not (out / STATE).exists():
             return saved  # already complete
     device = torch.device(device)
-    model = zoo.load_deepjscc(settings.deepjscc, device=device)
+    # the DeepJSCC link runs on the CPU: its channel noise comes from the CPU generator `gen`
+    # (so a CUDA run draws the same pairs), and it is small next to the diffusion models
+    model = zoo.load_deepjscc(settings.deepjscc, device="cpu")
     model.requires_grad_(False)
     channel = make_channel(settings.channel)
-    crops = ResizedCrops(settings.data, settings.size, progress=progress)
+    crops = ResizedCrops(settings.data, settings.size, progress=progress, keep_scale=True)
 
     torch.manual_seed(settings.seed)  # weight initialization only (the SNR MLP); every draw below uses `gen`
     pipe = _build_pipeline(settings, device)
@@ -202,6 +225,7 @@ def train_control(settings: ControlSettings, out: str | Path, *, command: str = 
         record = {"kind": "diffjscc-control", "settings": settings.to_dict(), "step": step,
                   "wall_seconds": round(run.elapsed, 1), "final_loss": history[-1]["loss"] if history else None,
                   "history": history, "deepjscc": deepjscc_name, "base": settings.base,
+                  "base_folder": str(settings.base_folder),
                   "parameters": sum(p.numel() for p in control.parameters()), "data_images": len(crops),
                   "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
                   "device": str(device), "command": command}
@@ -216,7 +240,7 @@ def train_control(settings: ControlSettings, out: str | Path, *, command: str = 
         x = crops.sample(settings.batch, gen)
         snr = lo + (hi - lo) * torch.rand(settings.batch, generator=gen)
         with torch.no_grad():
-            x_hat = model(x.to(device), snr.to(device), channel, gen).clamp(0, 1)
+            x_hat = model(x, snr, channel, gen).clamp(0, 1)
             z0 = pipe.encode(x)          # (mode(VAE(2x − 1)) − shift) · scaling_factor
             cond = pipe.encode(x_hat)
         t = torch.randint(0, T, (settings.batch,), generator=gen)
@@ -237,11 +261,19 @@ def train_control(settings: ControlSettings, out: str | Path, *, command: str = 
 def write_control_card(record: dict, name: str) -> str:
     """MODEL_CARD.md of a trained control module: what it is, how it was trained, its loss curve."""
     s = record["settings"]
+    with_snr = s.get("snr_embedding", True)
+    variant = ("spatial + SNR (DiffJSCC): zero convs and an SNR embedding added to the time embedding" if with_snr
+               else "spatial only (the DiffJSCC paper's ablation, `--no-snr`): zero convs, no SNR embedding — "
+                    "the channel SNR does not reach the model")
+    base = s["base"]
+    if record.get("base_folder") and record["base_folder"] != base:
+        base = f"{base}` → `{record['base_folder']}"
     lines = [f"# {name}", "",
              "DiffJSCC control module of linksim (`linksim/restore/diffjscc_control.py`): a ControlNet-style copy "
-             f"of the base UNet's encoder with zero convs and an SNR embedding; {record['parameters']:,} trainable "
-             "parameters. The base model stays frozen (not stored here).", "",
-             f"- base model: `{s['base']}` (load with `DiffJSCCPipeline.from_pretrained(base, this_folder)`)",
+             f"of the base UNet's encoder; {record['parameters']:,} trainable parameters. The base model stays "
+             "frozen (not stored here).", "",
+             f"- variant: **{'spatial + SNR' if with_snr else 'spatial only'}** — {variant}",
+             f"- base model: `{base}` (load with `DiffJSCCPipeline.from_pretrained(base, this_folder)`)",
              f"- DeepJSCC checkpoint: **{record['deepjscc']}** ({s['channel']}), SNR uniform in "
              f"[{s['snr_range'][0]:g}, {s['snr_range'][1]:g}] dB", "",
              "## Training", "",

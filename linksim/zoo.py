@@ -52,9 +52,21 @@ def available(kind: str | None = None) -> list[str]:
     for d in _search_dirs():
         if d.is_dir():
             for sub in d.iterdir():
-                if (sub / CONFIG).is_file() and (kind is None or read_config(sub).get("kind") == kind):
+                found = _kind(sub)
+                if found is not None and (kind is None or found == kind):
                     names.add(sub.name)
     return sorted(names)
+
+
+def _kind(folder: Path) -> str | None:
+    """The ``kind`` of a linksim checkpoint folder; None for anything else (no or another
+    ``config.json``: a DiffJSCC control module, a diffusers component, an unreadable file —
+    loading such a folder by name still raises :func:`read_config`'s error)."""
+    try:
+        cfg = json.loads((folder / CONFIG).read_text())
+    except (OSError, ValueError):
+        return None
+    return cfg["kind"] if isinstance(cfg, dict) and "kind" in cfg and "config" in cfg else None
 
 
 def resolve(name_or_path: str | Path) -> Path:

@@ -171,3 +171,65 @@ def test_load_refuses_bad_folders(unet, tmp_path):
     cfg_path.write_text(json.dumps(cfg))
     with pytest.raises(ConfigError, match="bogus"):
         ControlModule.load(tmp_path / "mismatch", unet)
+
+
+# ------------------------------------------------------------------ ablation: spatial only
+
+
+def test_spatial_only_control_ignores_the_snr(unet):
+    spatial = ControlModule.from_unet(unet, snr_embedding=False)
+    full = ControlModule.from_unet(unet)
+    assert spatial.snr_embedding is None and spatial.config.snr_embedding is False
+    assert full.config.snr_embedding is True
+    n_snr = sum(p.numel() for p in full.snr_embedding.parameters())
+    assert sum(p.numel() for p in spatial.parameters()) == sum(p.numel() for p in full.parameters()) - n_snr > 0
+    assert not any(k.startswith("snr_embedding.") for k in spatial.state_dict())
+    randomize_zero_convs(spatial)
+    randomize_zero_convs(full, snr_too=True)  # the SNR MLP's last layer non-zero: the SNR now matters
+    sample, t, cond, text = inputs()
+    with torch.no_grad():
+        for control, depends in ((spatial, False), (full, True)):
+            model = ControlledUNet(unet, control)
+            a = model(sample, t, cond, torch.tensor([0.0, 0.0]), text)
+            b = model(sample, t, cond, torch.tensor([15.0, 15.0]), text)
+            assert not torch.allclose(a, model.bare(sample, t, text), atol=1e-4)  # the control does act
+            assert torch.equal(a, b) is not depends, depends
+        # any snr_db is accepted (even None: it is not looked at)
+        down, _ = spatial(sample, t, cond, None, text)
+        assert torch.equal(down[0], spatial(sample, t, cond, 3.0, text)[0][0])
+    with pytest.raises(ConfigError) as e:
+        ControlModule.from_unet(unet, snr_embedding="no")
+    assert e.value.field == "snr_embedding"
+
+
+def test_snr_embedding_flag_round_trips_and_defaults_to_true(unet, tmp_path):
+    spatial = ControlModule.from_unet(unet, snr_embedding=False)
+    randomize_zero_convs(spatial)
+    spatial.save(tmp_path / "spatial")
+    assert json.loads((tmp_path / "spatial" / "config.json").read_text())["snr_embedding"] is False
+    loaded = ControlModule.load(tmp_path / "spatial", unet)
+    assert loaded.config == spatial.config and loaded.snr_embedding is None
+    sd, sd2 = spatial.state_dict(), loaded.state_dict()
+    assert sd.keys() == sd2.keys() and all(torch.equal(sd[k], sd2[k]) for k in sd)
+
+    # a config.json written before the field existed: an SNR embedding (and its weights) expected
+    full = ControlModule.from_unet(unet)
+    full.save(tmp_path / "old")
+    cfg_path = tmp_path / "old" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    del cfg["snr_embedding"]
+    cfg_path.write_text(json.dumps(cfg))
+    old = ControlModule.load(tmp_path / "old", unet)
+    assert old.config.snr_embedding is True and isinstance(old.snr_embedding, SNRTimeEmbedding)
+
+    # weights and flag that disagree are refused, naming the tensor; a non-bool flag, naming the field
+    cfg["snr_embedding"] = False
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError) as e:
+        ControlModule.load(tmp_path / "old", unet)
+    assert e.value.field.startswith("snr_embedding.")
+    cfg["snr_embedding"] = "yes"
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError) as e:
+        ControlModule.load(tmp_path / "old", unet)
+    assert e.value.field == "snr_embedding"

@@ -187,3 +187,19 @@ def test_condition_snr_and_text_encoder_reach_the_sampler(controlled_pipe):
     assert feats.shape == (2, 6, 32) and not torch.equal(feats[0], feats[1])
     out = with_text.restore(x, 5.0, gens(1, 2), captions="a cat", steps=STEPS)
     assert torch.equal(out, with_text.restore(x, 5.0, gens(1, 2), text_features=feats[:1], steps=STEPS))
+
+
+def test_latent_guidance_pulls_the_clean_latent_to_the_condition(controlled_pipe):
+    """ẑ₀ ← ẑ₀ − λ(ẑ₀ − z_c): with λ = 1 the sampler returns z_c itself (the core returns the last
+    corrected ẑ₀); with λ = 0.5 the result lies closer to z_c than the unguided one."""
+    p, x, snr = controlled_pipe, x_hat(), torch.tensor([3.0, 12.0])
+    cond = p.encode(x)
+    _, z_free = p.restore(x, snr, gens(1, 2), steps=STEPS, color_fix=False, return_latents=True)
+    _, z_full = p.restore(x, snr, gens(1, 2), steps=STEPS, color_fix=False, latent_guidance=1.0, return_latents=True)
+    _, z_half = p.restore(x, snr, gens(1, 2), steps=STEPS, color_fix=False, latent_guidance=0.5, return_latents=True)
+    torch.testing.assert_close(z_full, cond, rtol=0, atol=1e-6)
+    assert (z_half - cond).norm() < 0.75 * (z_free - cond).norm()
+    for bad in (-0.1, 1.5, True, "strong"):
+        with pytest.raises(ConfigError) as err:
+            p.restore(x, snr, gens(1, 2), steps=STEPS, latent_guidance=bad)
+        assert err.value.field == "latent_guidance"

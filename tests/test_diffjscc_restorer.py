@@ -128,6 +128,8 @@ def test_bad_diffjscc_fields_are_refused_at_load(tmp_path, ckpt, images, base):
         ({"captions": 3}, "restorers[0].captions", ["string"]),
         ({"captions": "a photo"}, "restorers[0].captions", ["text_encoder"]),
         ({"batch": 0}, "restorers[0].batch", ["≥ 1"]),
+        ({"latent_guidance": 2}, "restorers[0].latent_guidance", ["[0, 1]"]),
+        ({"latent_guidance": "on"}, "restorers[0].latent_guidance", ["[0, 1]"]),
         ({"device": "tpu"}, "restorers[0].device", ["cuda"]),
         ({"prior": "x"}, "restorers[0]", ["prior", "base"]),
     ]
@@ -164,3 +166,43 @@ def test_control_folder_steers_the_restoration_and_the_fingerprint(tmp_path, ckp
     with pytest.raises(ConfigError) as caught:
         make_restorer({**steered_spec, "control": str(other)}, progress=False, where="restorers[0]")
     assert str(caught.value).startswith("restorers[0].control:")
+
+
+def test_base_and_control_may_be_shipped_names(tmp_path, ckpt, images, base, control, monkeypatch):
+    zoo_dir = tmp_path / "zoo"
+    save_tiny_base(zoo_dir / "tiny-sd-base")
+    monkeypatch.setenv("LINKSIM_CHECKPOINTS", str(zoo_dir))
+    parse_scenario(scenario_dict(ckpt, images, tmp_path / "out", "tiny-sd-base", control=str(control)))
+    # unknown names: the field, the value and what is allowed (a shipped name among it, the names it knows)
+    for value in ("no-such-base", "tiny-sd-bas"):
+        with pytest.raises(ConfigError) as caught:
+            parse_scenario(scenario_dict(ckpt, images, tmp_path / "out", value))
+        message = str(caught.value)
+        assert message.startswith("restorers[0].base:") and repr(value) in message, message
+        assert "LINKSIM_CHECKPOINTS" in message and "'tiny-sd-base'" in message and "no such folder" in message
+    # a name is looked up only without a path separator
+    with pytest.raises(ConfigError, match=r"^restorers\[0\]\.base:"):
+        parse_scenario(scenario_dict(ckpt, images, tmp_path / "out", "sub/tiny-sd-base"))
+    assert not (tmp_path / "out").exists()
+
+    # a shipped control module too. (Not through parse_scenario here: zoo.available("deepjscc"), which the
+    # deepjscc scheme calls, reads every config.json under $LINKSIM_CHECKPOINTS and refuses a control
+    # module's, which has no "kind".)
+    shutil.copytree(control, zoo_dir / "tiny-diffjscc-ctrl")
+    named = {"type": "diffjscc", "base": "tiny-sd-base", "control": "tiny-diffjscc-ctrl", "steps": STEPS,
+             "device": "cpu"}
+    by_path = {**named, "base": str(zoo_dir / "tiny-sd-base"), "control": str(zoo_dir / "tiny-diffjscc-ctrl")}
+    spec = validate_spec(named)
+    assert spec["base"] == "tiny-sd-base" and spec["control"] == "tiny-diffjscc-ctrl"  # kept as written
+    # the resolved folders are what is hashed and what is loaded
+    assert weights_digest(named) == weights_digest(by_path)
+    assert weights_digest({**named, "control": None}) != weights_digest(named)
+    restorer = make_restorer(named, progress=False)
+    state = restorer.pipeline.controlled.control.state_dict()
+    saved = ControlModule.load(control, restorer.pipeline.controlled.unet).state_dict()
+    assert state.keys() == saved.keys() and all(torch.equal(v, saved[k]) for k, v in state.items())
+    with pytest.raises(ConfigError) as caught:
+        validate_spec({**named, "control": "no-such-ctrl"}, "restorers[0]")
+    message = str(caught.value)
+    assert message.startswith("restorers[0].control:") and "'no-such-ctrl'" in message, message
+    assert "LINKSIM_CHECKPOINTS" in message and "'tiny-diffjscc-ctrl'" in message

@@ -166,3 +166,40 @@ def test_cli_end_to_end(base, data, tmp_path, capsys):
     rc = main(["train", "diffjscc-control", "--deepjscc", DEEPJSCC, "--base", base, "--data", data,
                "--snr-range", "10", "0", "--size", str(SIZE), "--out", tmp_path / "bad", "--quiet"])
     assert rc == 2 and "snr_range" in capsys.readouterr().err
+
+
+def test_snr_embedding_must_be_a_bool(base, data):
+    for bad in ("no", 0, None):
+        with pytest.raises(ConfigError) as e:
+            settings(base, data, snr_embedding=bad)
+        assert e.value.field == "snr_embedding", bad
+    assert settings(base, data).snr_embedding is True
+    assert settings(base, data, snr_embedding=False).to_dict()["snr_embedding"] is False
+
+
+def test_spatial_only_ablation_from_the_cli_with_a_named_base(base, data, tmp_path, capsys, monkeypatch):
+    from linksim.cli import main
+
+    monkeypatch.setenv("LINKSIM_CHECKPOINTS", str(base.parent))
+    s = settings(base.name, data)
+    assert s.base == base.name and s.base_folder == base  # the name kept for the record, the folder resolved
+    with pytest.raises(ConfigError) as e:
+        settings("no-such-base", data)
+    assert e.value.field == "base" and "LINKSIM_CHECKPOINTS" in str(e.value)
+
+    out = tmp_path / "spatial"
+    rc = main(["train", "diffjscc-control", "--deepjscc", DEEPJSCC, "--base", base.name, "--data", data,
+               "--snr-range", "0", "10", "--size", str(SIZE), "--steps", "2", "--batch", "2", "--no-snr",
+               "--out", out, "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    record = json.loads((out / TRAINING_JSON).read_text())
+    assert record["settings"]["snr_embedding"] is False and record["settings"]["base"] == base.name
+    assert record["base_folder"] == str(base)
+    assert json.loads((out / "config.json").read_text())["snr_embedding"] is False
+    assert not any(k.startswith("snr_embedding.") for k in control_state(out))
+    assert "spatial only" in (out / "MODEL_CARD.md").read_text()
+    pipe = DiffJSCCPipeline.from_pretrained(base, out, device="cpu")
+    assert pipe.controlled.control.snr_embedding is None
+    full = DiffJSCCPipeline.from_pretrained(base, device="cpu").controlled.control
+    assert record["parameters"] == (sum(p.numel() for p in full.parameters())
+                                    - sum(p.numel() for p in full.snr_embedding.parameters()))

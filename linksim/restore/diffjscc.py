@@ -226,7 +226,8 @@ class DiffJSCCPipeline:
 
     @classmethod
     def from_pretrained(cls, base_folder: PathLike, control_folder: Optional[PathLike] = None,
-                        device: Optional[Union[str, torch.device]] = None) -> "DiffJSCCPipeline":
+                        device: Optional[Union[str, torch.device]] = None, *,
+                        snr_embedding: bool = True) -> "DiffJSCCPipeline":
         """Load a local diffusers folder (``vae/``, ``unet/``, ``scheduler/``, optional
         ``text_encoder/`` + ``tokenizer/``) and a control module, offline, safetensors only.
 
@@ -234,6 +235,8 @@ class DiffJSCCPipeline:
         :param control_folder: a folder written by :meth:`ControlModule.save`; None = a fresh
             zero-initialized control module (the pipeline then reproduces the base model).
         :param device: default CUDA when present, else the CPU.
+        :param snr_embedding: for a fresh control module only (``control_folder`` None): False =
+            the spatial-only ablation, no SNR embedding. A saved module's ``config.json`` decides.
         :raises ConfigError: field ``base_folder`` (no such folder); ``vae`` / ``unet`` /
             ``scheduler`` / ``text_encoder`` / ``tokenizer`` (missing or unloadable, naming the
             folder); ``control`` (no such folder) or the fields of :meth:`ControlModule.load`.
@@ -250,7 +253,7 @@ class DiffJSCCPipeline:
         scheduler = _load_scheduler(_component_dir(root, "scheduler", "scheduler_config.json"))
         unet = unet.to(device)
         if control_folder is None:
-            control = ControlModule.from_unet(unet)
+            control = ControlModule.from_unet(unet, snr_embedding=snr_embedding)
         else:
             if not Path(control_folder).is_dir():
                 raise ConfigError("control", str(control_folder), "a folder written by ControlModule.save "
@@ -348,16 +351,17 @@ class DiffJSCCPipeline:
         return self.text_encoder(tok.input_ids.to(self.device))[0].to(torch.float32)
 
     def _sample(self, eps_model, generators, latent_shape: tuple[int, int, int], steps: int,
-                progress: bool) -> torch.Tensor:
+                progress: bool, hook=None) -> torch.Tensor:
         """The core's spaced DDPM (η = 1) over ``eps_model``: latents float [B, C_z, h, w]."""
         core = RestorationCore(eps_model, self.scheduler, device=self.device)
-        return core.sample(generators, shape=latent_shape, num_inference_steps=steps, progress=progress)
+        return core.sample(generators, shape=latent_shape, hook=hook, num_inference_steps=steps, progress=progress)
 
     # ---------------------------------------------------------------- restore
 
     @torch.no_grad()
     def restore(self, x_hat: torch.Tensor, snr_db, generators, captions=None, text_features=None, steps: int = 100,
-                color_fix: bool = True, *, return_latents: bool = False, progress: bool = False):
+                color_fix: bool = True, *, latent_guidance: float = 0.0, return_latents: bool = False,
+                progress: bool = False):
         """Restore received images x̂.
 
         :param x_hat: float [B, 3, H, W] in [0, 1], H and W multiples of :attr:`downsampling`.
@@ -368,13 +372,21 @@ class DiffJSCCPipeline:
         :param text_features: precomputed float [B or 1, L, cross_attention_dim] (wins over captions).
         :param steps: grid steps of the spaced DDPM sampler (η = 1).
         :param color_fix: apply :func:`wavelet_color_fix` with x̂ as the colour reference.
+        :param latent_guidance: λ in [0, 1], the optional latent MSE guidance of DiffBIR/DiffJSCC:
+            at every step the predicted clean latent moves towards the condition latent,
+            ``ẑ₀ ← ẑ₀ − λ (ẑ₀ − z_c)`` — a gradient step of size λ/2 on ‖ẑ₀ − z_c‖², in closed
+            form since the loss is on the latent itself (no backpropagation through the UNet).
+            0 = off (the default, the paper's sampler); 1 = ẑ₀ replaced by z_c at every step.
         :param return_latents: also return the final latent z.
         :param progress: show the sampler's progress bar.
         :returns: x̃ float [B, 3, H, W] in [0, 1] on :attr:`device`; ``(x̃, z)`` with
             ``return_latents`` (z float [B, C_z, H/f, W/f]).
         :raises ConfigError: ``x_hat``, ``generator``, ``captions``, ``text_features``,
-            ``snr_db``, ``steps``.
+            ``snr_db``, ``steps``, ``latent_guidance``.
         """
+        if (isinstance(latent_guidance, bool) or not isinstance(latent_guidance, (int, float))
+                or not 0.0 <= latent_guidance <= 1.0):
+            raise ConfigError("latent_guidance", latent_guidance, "a number in [0, 1] (0: off)")
         x = self.check_x_hat(x_hat)
         batch, f = x.shape[0], self.downsampling
         gens = per_image_generators(generators, batch)
@@ -385,8 +397,11 @@ class DiffJSCCPipeline:
         def eps_model(z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return self.controlled(z_t, t, condition, snr, text)
 
+        def guide(z0: torch.Tensor, t: int, info) -> torch.Tensor:
+            return z0 - latent_guidance * (z0 - condition)
+
         shape = (self.latent_channels, x.shape[-2] // f, x.shape[-1] // f)
-        z = self._sample(eps_model, gens, shape, steps, progress)
+        z = self._sample(eps_model, gens, shape, steps, progress, guide if latent_guidance > 0 else None)
         out = self.decode(z)
         if color_fix:
             out = wavelet_color_fix(out, x).clamp(0.0, 1.0)
@@ -425,16 +440,18 @@ class DiffJSCCRestorer:
 
     ``restore(x_hat, snr_db, generator)``: float [B, 3, H, W] in [0, 1] in, x̃ of the same shape
     out; ``snr_db`` a number or one per image; one generator per image. The scenario entry's
-    ``steps``, ``color_fix`` and ``captions`` (one string for every image, or None: null text)
-    are fixed here. Built by the registry (type ``diffjscc``).
+    ``steps``, ``color_fix``, ``captions`` (one string for every image, or None: null text) and
+    ``latent_guidance`` are fixed here. Built by the registry (type ``diffjscc``).
 
     :param name: the restorer's label, named by the errors of :meth:`check` and :meth:`restore`.
     """
 
     def __init__(self, pipeline: DiffJSCCPipeline, *, steps: int = 100, color_fix: bool = True,
-                 captions: Optional[str] = None, progress: bool = False, name: str = "DiffJSCC"):
+                 captions: Optional[str] = None, latent_guidance: float = 0.0, progress: bool = False,
+                 name: str = "DiffJSCC"):
         self.pipeline = pipeline
         self.steps, self.color_fix, self.captions, self.progress = int(steps), bool(color_fix), captions, progress
+        self.latent_guidance = float(latent_guidance)
         self.label = name
 
     @property
@@ -470,4 +487,5 @@ class DiffJSCCRestorer:
             raise ConfigError("snr_db", tuple(snr.shape), f"a number or one SNR per image ({batch})")
         captions = None if self.captions is None else [self.captions] * batch
         return self.pipeline.restore(x_hat, snr.expand(batch).clone(), generator, captions=captions, steps=self.steps,
-                                     color_fix=self.color_fix, progress=self.progress)
+                                     color_fix=self.color_fix, latent_guidance=self.latent_guidance,
+                                     progress=self.progress)

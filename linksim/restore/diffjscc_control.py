@@ -20,6 +20,11 @@ input channels, zeros in the new ones). Its residuals have exactly the form
 mid_block_additional_residual=...)`` accepts, one per skip tensor of the UNet's down path
 (the structure of ``ControlNetModel.controlnet_down_blocks``) plus one for the mid block.
 
+Ablation "spatial only" (the DiffJSCC paper's): with ``snr_embedding=False``
+(:class:`ControlModuleConfig`, :meth:`ControlModule.from_unet`) the module has no SNR
+embedding at all (``snr_embedding`` is None, fewer parameters) and ``t_emb`` is the time MLP
+alone: ``forward`` still takes ``snr_db`` but ignores it, so the SNR cannot reach the output.
+
 Why zero initialization: every zero conv and the last layer of the SNR embedding start at
 exactly zero, so a fresh control module contributes exactly 0 and
 :class:`ControlledUNet` reproduces the base model bit for bit (``x + 0 == x``) until
@@ -138,7 +143,9 @@ class ControlModuleConfig:
     """What rebuilds a :class:`ControlModule` from its base UNet (serialized to ``config.json``).
 
     The ``base_*`` fields record the base UNet's architecture; :meth:`ControlModule.load`
-    refuses a UNet that differs in any of them.
+    refuses a UNet that differs in any of them. ``snr_embedding`` False = the spatial-only
+    ablation (no :class:`SNRTimeEmbedding`); a ``config.json`` written before the field existed
+    loads as True (it had one).
     """
 
     condition_channels: int
@@ -151,6 +158,7 @@ class ControlModuleConfig:
     base_time_embed_dim: int = 0
     snr_offset_db: float = 20.0
     snr_scale: float = 10.0
+    snr_embedding: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -161,6 +169,8 @@ class ControlModuleConfig:
         if "condition_channels" not in d or "base_in_channels" not in d:
             missing = "condition_channels" if "condition_channels" not in d else "base_in_channels"
             raise ConfigError("config", missing, "a config.json that sets condition_channels and base_in_channels")
+        if not isinstance(d.get("snr_embedding", True), bool):
+            raise ConfigError("snr_embedding", d["snr_embedding"], "true (spatial + SNR) or false (spatial only)")
         return cls(**d)
 
     @staticmethod
@@ -200,14 +210,16 @@ class ControlModule(nn.Module):
     Submodules: ``conv_in`` (Conv2d, in_ch + cond_ch → block_out_channels[0]), ``time_proj``,
     ``time_embedding``, ``time_embed_act`` (when the base has one), ``down_blocks``,
     ``mid_block`` (copies of the base UNet's), ``snr_embedding`` (:class:`SNRTimeEmbedding`,
-    added to the time embedding), ``zero_convs_down`` (ModuleList of 1×1 Conv2d, one per skip
-    tensor of the down path: conv_in's output, each resnet's output, each downsampler's
-    output) and ``zero_conv_mid`` (1×1 Conv2d on the mid block's output).
+    added to the time embedding; None when ``config.snr_embedding`` is False),
+    ``zero_convs_down`` (ModuleList of 1×1 Conv2d, one per skip tensor of the down path:
+    conv_in's output, each resnet's output, each downsampler's output) and ``zero_conv_mid``
+    (1×1 Conv2d on the mid block's output).
 
     ``forward(sample, timestep, condition, snr_db, encoder_hidden_states)`` →
     ``(down_residuals, mid_residual)``: a tuple of float [B, c_k, h_k, w_k] (the shapes of the
     base UNet's skip tensors, finest first) and float [B, c_mid, h_mid, w_mid] — pass them as
-    ``down_block_additional_residuals`` and ``mid_block_additional_residual``.
+    ``down_block_additional_residuals`` and ``mid_block_additional_residual``. Without an SNR
+    embedding ``snr_db`` is accepted and ignored (not even validated).
     """
 
     def __init__(self, config: ControlModuleConfig, conv_in: nn.Conv2d, time_proj: nn.Module,
@@ -219,9 +231,10 @@ class ControlModule(nn.Module):
         self.time_embed_act = time_embed_act
         self.down_blocks, self.mid_block = down_blocks, mid_block
         embed_dim = time_embedding.linear_2.out_features
-        self.snr_embedding = SNRTimeEmbedding(embed_dim, time_proj.num_channels, config.snr_offset_db,
-                                              config.snr_scale, time_proj.flip_sin_to_cos,
-                                              time_proj.downscale_freq_shift)
+        self.snr_embedding = (SNRTimeEmbedding(embed_dim, time_proj.num_channels, config.snr_offset_db,
+                                               config.snr_scale, time_proj.flip_sin_to_cos,
+                                               time_proj.downscale_freq_shift)
+                              if config.snr_embedding else None)
 
         def zero_conv(ch: int) -> nn.Conv2d:
             conv = nn.Conv2d(ch, ch, kernel_size=1)
@@ -243,21 +256,27 @@ class ControlModule(nn.Module):
 
     @classmethod
     def from_unet(cls, unet: UNet2DConditionModel, condition_channels: Optional[int] = None,
-                  snr_offset_db: float = 20.0, snr_scale: float = 10.0) -> "ControlModule":
+                  snr_offset_db: float = 20.0, snr_scale: float = 10.0,
+                  snr_embedding: bool = True) -> "ControlModule":
         """A control module for ``unet``: its encoder copied (weights included), zero convs at zero.
 
         :param unet: the base UNet (not modified).
         :param condition_channels: channels of the condition latent; the UNet's ``in_channels`` by default.
         :param snr_offset_db, snr_scale: the SNR pseudo-timestep map of :class:`SNRTimeEmbedding`.
-        :raises ConfigError: a UNet with class/addition embeddings, or a bad ``condition_channels``.
+        :param snr_embedding: False = the spatial-only ablation: no SNR embedding, the SNR is ignored.
+        :raises ConfigError: a UNet with class/addition embeddings, a bad ``condition_channels``
+            or a non-bool ``snr_embedding``.
         """
         _check_supported(unet)
         in_ch = unet.config.in_channels
         cond = in_ch if condition_channels is None else condition_channels
         if isinstance(cond, bool) or not isinstance(cond, int) or cond < 1:
             raise ConfigError("condition_channels", condition_channels, "an integer ≥ 1 (or None: the UNet's in_channels)")
+        if not isinstance(snr_embedding, bool):
+            raise ConfigError("snr_embedding", snr_embedding, "True (spatial + SNR) or False (spatial only)")
         config = ControlModuleConfig(condition_channels=cond, snr_offset_db=float(snr_offset_db),
-                                     snr_scale=float(snr_scale), **ControlModuleConfig.base_fields(unet))
+                                     snr_scale=float(snr_scale), snr_embedding=snr_embedding,
+                                     **ControlModuleConfig.base_fields(unet))
         return cls._build(unet, config)
 
     @classmethod
@@ -344,7 +363,7 @@ class ControlModule(nn.Module):
             got = tuple(condition.shape) if isinstance(condition, torch.Tensor) else type(condition).__name__
             raise ConfigError("condition", got, f"a tensor [{B}, {self.config.condition_channels}, "
                                                 f"{sample.shape[-2]}, {sample.shape[-1]}] (the sample's batch and size)")
-        # 1. time (as UNet2DConditionModel.get_time_embed), plus the SNR embedding
+        # 1. time (as UNet2DConditionModel.get_time_embed), plus the SNR embedding (if any)
         t = timestep
         if not torch.is_tensor(t):
             fdtype = torch.float32 if sample.device.type == "mps" else torch.float64
@@ -352,7 +371,9 @@ class ControlModule(nn.Module):
         elif t.dim() == 0:
             t = t[None].to(sample.device)
         t_emb = self.time_proj(t.expand(B)).to(dtype=sample.dtype)
-        emb = self.time_embedding(t_emb) + self.snr_embedding(snr_db, batch=B).to(sample.dtype)
+        emb = self.time_embedding(t_emb)
+        if self.snr_embedding is not None:
+            emb = emb + self.snr_embedding(snr_db, batch=B).to(sample.dtype)
         if self.time_embed_act is not None:
             emb = self.time_embed_act(emb)
         # 2. pre-process: the noisy latent and the condition latent side by side

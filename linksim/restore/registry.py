@@ -63,9 +63,12 @@ on x̂, the channel SNR and text. Keys:
 ``base``          (required)                 a local diffusers folder with ``vae/``, ``unet/``
                                              (config.json + safetensors) and ``scheduler/``
                                              (scheduler_config.json); optional ``text_encoder/``
-                                             + ``tokenizer/``. Images: H, W multiples of the VAE's factor
+                                             + ``tokenizer/``; or the name of such a folder under
+                                             ``$LINKSIM_CHECKPOINTS`` or ``linksim/checkpoints/``
+                                             (:func:`find_folder`). Images: H, W multiples of the VAE's factor
 ``control``       None                       a folder written by ``linksim train diffjscc-control``
-                                             (``ControlModule.save``: config.json + model.safetensors);
+                                             (``ControlModule.save``: config.json + model.safetensors),
+                                             or its shipped name (as ``base``);
                                              None = a fresh zero-initialized control module, i.e. the
                                              unsteered base model (x̂ is then used only by ``color_fix``)
 ``steps``         100                        spaced DDPM (η = 1) sampling steps, 1 … the scheduler's
@@ -73,6 +76,8 @@ on x̂, the channel SNR and text. Keys:
 ``color_fix``     true                       DiffBIR's wavelet colour fix with x̂ as the reference
 ``captions``      None                       one caption for every image; None (or "") = null text
                                              features; a non-empty one needs text_encoder/ + tokenizer/
+``latent_guidance`` 0                        λ in [0, 1]: latent MSE guidance, ẑ₀ ← ẑ₀ − λ (ẑ₀ − z_c) at
+                                             every step (z_c = the VAE latent of x̂); 0 = off (the paper's)
 ``batch``         8                          images per sampling call (the numbers agree to ~1e-5)
 ``device``        CUDA when present          ``cpu``, ``cuda`` or ``cuda:N`` (float32)
 ================  =========================  ==================================================
@@ -92,7 +97,8 @@ from typing import Any
 
 from linksim.errors import ConfigError
 
-__all__ = ["PLANNED", "REGISTRY", "RestorerType", "make_restorer", "register", "validate_spec", "weights_digest"]
+__all__ = ["PLANNED", "REGISTRY", "RestorerType", "find_folder", "make_restorer", "register", "validate_spec",
+           "weights_digest"]
 
 
 @dataclass(frozen=True)
@@ -413,15 +419,66 @@ def _model_weights(folder: Path, field: str, what: str) -> list[Path]:
     raise ConfigError(field, str(folder), f"{what} with {_DIFFUSERS_WEIGHTS} (missing; pickled weights are never loaded)")
 
 
-def _diffjscc_base(base, where: str) -> dict:
-    """Cheap checks of a base folder: {"weights": [files], "num_train_timesteps": int, "text": bool}."""
+def find_folder(value: str) -> Path | None:
+    """The folder ``value`` names: an existing folder path as given, else a checkpoint folder
+    ``<dir>/<value>`` of that name under ``$LINKSIM_CHECKPOINTS`` or ``linksim/checkpoints/``
+    (searched in that order, as :func:`linksim.zoo.resolve` does); None when there is neither.
+
+    Only the folder is located (its contents are checked by the caller): unlike
+    :func:`linksim.zoo.resolve` this takes folders without a root ``config.json``, such as a
+    diffusers base folder (``vae/``, ``unet/``, ``scheduler/``). A name has no path separator.
+    """
+    from linksim import zoo
+
+    text = str(value)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return path
+    if text.strip() and "/" not in text and "\\" not in text and text not in (".", ".."):
+        for d in zoo._search_dirs():
+            if (d / text).is_dir():
+                return d / text
+    return None
+
+
+def _shipped_names(test) -> list[str]:
+    """Names of the folders under the checkpoint directories that satisfy ``test(folder)``."""
+    from linksim import zoo
+
+    names = set()
+    for d in zoo._search_dirs():
+        if d.is_dir():
+            names.update(sub.name for sub in d.iterdir() if sub.is_dir() and test(sub))
+    return sorted(names)
+
+
+def _is_base(folder: Path) -> bool:
+    return all((folder / name).is_dir() for name in ("vae", "unet", "scheduler"))
+
+
+def _is_control(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file() and not _is_base(folder)
+
+
+def _diffjscc_base_folder(base, where: str) -> Path:
+    """The folder of ``base`` (a path or a shipped name); ConfigError ``<where>.base`` when there is none."""
     field = f"{where}.base"
-    layout = "a local diffusers folder with vae/, unet/ and scheduler/ (hub ids are not fetched)"
+    layout = ("a local diffusers folder with vae/, unet/ and scheduler/ (hub ids are not fetched) or the name of one "
+              "under $LINKSIM_CHECKPOINTS or linksim/checkpoints/")
     if not isinstance(base, str) or not base.strip():
         raise ConfigError(field, base, layout)
-    root = Path(base).expanduser()
-    if not root.is_dir():
-        raise ConfigError(field, base, f"{layout}; no such folder")
+    root = find_folder(base)
+    if root is None:
+        raise ConfigError(field, base, f"{layout} (names: {_shipped_names(_is_base)}); no such folder or name")
+    return root
+
+
+def _diffjscc_base(base, where: str) -> dict:
+    """Cheap checks of a base folder (a path or a shipped name):
+    {"folder": Path, "weights": [files], "num_train_timesteps": int, "text": bool}."""
+    field = f"{where}.base"
+    layout = "a local diffusers folder with vae/, unet/ and scheduler/"
+    root = _diffjscc_base_folder(base, where)
     for name in ("vae", "unet", "scheduler"):
         if not (root / name).is_dir():
             raise ConfigError(field, base, f"{layout}; {name}/ is missing")
@@ -431,21 +488,24 @@ def _diffjscc_base(base, where: str) -> dict:
     config = _read_json(scheduler, field, f"{layout}, scheduler/")
     steps = config.get("num_train_timesteps", 1000)
     text = (root / "text_encoder").is_dir() and (root / "tokenizer").is_dir()
-    return {"weights": weights + [scheduler], "num_train_timesteps": steps if isinstance(steps, int) else 1000,
-            "text": text}
+    return {"folder": root, "weights": weights + [scheduler],
+            "num_train_timesteps": steps if isinstance(steps, int) else 1000, "text": text}
 
 
 def _diffjscc_control(control, where: str) -> list[Path]:
+    """Cheap checks of a control folder (a path or a shipped name): [model.safetensors, config.json]
+    (the folder is their parent); [] for None."""
     field = f"{where}.control"
     what = ("nothing (a fresh zero-initialized control module: the unsteered base model) or a folder written by "
-            "linksim train diffjscc-control (config.json + model.safetensors)")
+            "linksim train diffjscc-control (config.json + model.safetensors), or the name of one under "
+            "$LINKSIM_CHECKPOINTS or linksim/checkpoints/")
     if control is None:
         return []
     if not isinstance(control, str) or not control.strip():
         raise ConfigError(field, control, what)
-    folder = Path(control).expanduser()
-    if not folder.is_dir():
-        raise ConfigError(field, control, f"{what}; no such folder")
+    folder = find_folder(control)
+    if folder is None:
+        raise ConfigError(field, control, f"{what} (names: {_shipped_names(_is_control)}); no such folder or name")
     for name in ("config.json", "model.safetensors"):
         if not (folder / name).is_file():
             raise ConfigError(field, control, f"{what}; {name} is missing")
@@ -470,8 +530,14 @@ def _validate_diffjscc(spec: dict, where: str) -> dict:
     if captions is not None and not (base["text"] and importlib.util.find_spec("transformers") is not None):
         raise ConfigError(f"{where}.captions", captions, "nothing: a caption needs text_encoder/ and tokenizer/ in the "
                                                          "base folder and the optional package transformers")
+    guidance = spec.get("latent_guidance", 0.0)
+    if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 0.0 <= guidance <= 1.0:
+        raise ConfigError(f"{where}.latent_guidance", guidance, "a number in [0, 1]: ẑ₀ ← ẑ₀ − λ (ẑ₀ − z_c) at every "
+                                                                "step (0: off)")
     out = {"base": spec["base"], "control": spec.get("control"), "steps": steps, "color_fix": color_fix,
            "captions": captions, "batch": _integer(spec, "batch", 8, where, 1)}
+    if guidance:  # only when set, so that the fingerprints of existing runs stay what they were
+        out["latent_guidance"] = float(guidance)
     if spec.get("device") is not None:
         out["device"] = _device(spec["device"], f"{where}.device")
     return out
@@ -484,15 +550,20 @@ _BASE_FIELDS = {"base_folder", "vae", "unet", "scheduler", "text_encoder", "toke
 def _build_diffjscc(spec: dict, progress: bool):
     from linksim.restore.diffjscc import DiffJSCCPipeline, DiffJSCCRestorer
 
+    # the folders validation found (a path as given, or a shipped name resolved) — the ones hashed
     try:
-        pipeline = DiffJSCCPipeline.from_pretrained(Path(spec["base"]).expanduser(),
-                                                    None if spec["control"] is None else Path(spec["control"]).expanduser(),
+        base = _diffjscc_base_folder(spec["base"], "restorer")
+        control = _diffjscc_control(spec["control"], "restorer")
+    except ConfigError as error:  # "restorer.base" → "base" (make_restorer prefixes its `where`)
+        raise ConfigError(error.field.rsplit(".", 1)[-1], error.value, error.allowed) from None
+    try:
+        pipeline = DiffJSCCPipeline.from_pretrained(base, control[0].parent if control else None,
                                                     device=spec.get("device"))
     except ConfigError as error:
         key = "base" if error.field in _BASE_FIELDS else "control"
         raise ConfigError(key, spec[key], f"{error.allowed} ({error.field}: {error.value})") from None
     return DiffJSCCRestorer(pipeline, steps=spec["steps"], color_fix=spec["color_fix"], captions=spec["captions"],
-                            progress=progress, name=spec["name"])
+                            latent_guidance=spec.get("latent_guidance", 0.0), progress=progress, name=spec["name"])
 
 
 def _diffjscc_weights(spec: dict) -> list[Path]:
@@ -501,5 +572,5 @@ def _diffjscc_weights(spec: dict) -> list[Path]:
 
 register(RestorerType(
     type="diffjscc", label="DiffJSCC",
-    keys=frozenset({"base", "control", "steps", "color_fix", "captions", "batch", "device"}),
+    keys=frozenset({"base", "control", "steps", "color_fix", "captions", "latent_guidance", "batch", "device"}),
     validate=_validate_diffjscc, build=_build_diffjscc, weights=_diffjscc_weights))
