@@ -103,15 +103,36 @@ def _train_inn(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_diffjscc_base(args: argparse.Namespace) -> int:
+    from linksim.restore.ldm_training import BaseSettings, train_base
+
+    settings = BaseSettings(data=args.data, crop=args.crop, vae_channels=tuple(args.vae_channels),
+                            latent_channels=args.latent_channels, vae_layers=args.vae_layers, kl_weight=args.kl_weight,
+                            vae_steps=args.vae_steps, vae_batch=args.vae_batch, vae_lr=args.vae_lr,
+                            unet_channels=tuple(args.unet_channels), unet_layers=args.unet_layers,
+                            text_dim=args.text_dim, unet_steps=args.unet_steps, unet_batch=args.unet_batch,
+                            unet_lr=args.unet_lr, ema=args.ema, seed=args.seed, save_every=args.save_every,
+                            bf16=args.bf16)
+    command = _command_line(args) if args.command_line is None else args.command_line
+    record = train_base(settings, args.out, command=command, progress=not args.quiet, keep_state=args.keep_state,
+                        device=args.device)
+    vae, unet = record.get("vae", {}), record.get("unet", {})
+    print(f"{args.out}: VAE step {vae.get('step', 0)} of {settings.vae_steps}"
+          + (f" (crop PSNR {vae['crop_psnr_db']} dB)" if "crop_psnr_db" in vae else "")
+          + f", UNet step {unet.get('step', 0)} of {settings.unet_steps}")
+    return 0
+
+
 def _train_diffjscc_control(args: argparse.Namespace) -> int:
     from linksim.diffjscc_training import ControlSettings, train_control
 
     settings = ControlSettings(deepjscc=args.deepjscc, base=args.base, data=args.data,
                                snr_range=tuple(args.snr_range) if args.snr_range else None, channel=args.channel,
                                size=args.size, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
-                               save_every=args.save_every)
+                               save_every=args.save_every, snr_embedding=args.snr_embedding)
     command = _command_line(args) if args.command_line is None else args.command_line
-    record = train_control(settings, args.out, command=command, progress=not args.quiet, keep_state=args.keep_state)
+    record = train_control(settings, args.out, command=command, progress=not args.quiet, keep_state=args.keep_state,
+                           device=args.device)
     loss = record.get("final_loss")
     print(f"{args.out}: step {record['step']} of {settings.steps}, {record['wall_seconds'] / 60:.1f} min"
           + (f", final loss {loss:.4g}" if loss is not None else ""))
@@ -266,9 +287,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_output_options(ti)
     ti.set_defaults(handler=_train_inn)
 
+    tb = train.add_parser("diffjscc-base", help="train a small latent diffusion base model (VAE, then UNet) for DiffJSCC")
+    tb.add_argument("--data", nargs="+", required=True, help="training image folders (searched recursively) or files")
+    tb.add_argument("--crop", type=int, default=128, help="training crop size, at the images' own scale")
+    tb.add_argument("--vae-channels", type=int, nargs="+", default=[64, 128, 128],
+                    help="VAE block_out_channels (factor 2^(n-1))")
+    tb.add_argument("--latent-channels", type=int, default=4)
+    tb.add_argument("--vae-layers", type=int, default=1, help="VAE ResNet blocks per level")
+    tb.add_argument("--kl-weight", type=float, default=1e-6)
+    tb.add_argument("--vae-steps", type=int, default=4000)
+    tb.add_argument("--vae-batch", type=int, default=16)
+    tb.add_argument("--vae-lr", type=float, default=2e-4)
+    tb.add_argument("--unet-channels", type=int, nargs="+", default=[64, 128, 192], help="UNet block_out_channels")
+    tb.add_argument("--unet-layers", type=int, default=1, help="UNet ResNet blocks per level")
+    tb.add_argument("--text-dim", type=int, default=64, help="cross-attention width (text features)")
+    tb.add_argument("--unet-steps", type=int, default=8000)
+    tb.add_argument("--unet-batch", type=int, default=32)
+    tb.add_argument("--unet-lr", type=float, default=2e-4)
+    tb.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported UNet (0: none)")
+    tb.add_argument("--seed", type=int, default=0)
+    tb.add_argument("--save-every", type=int, default=500, help="steps between resumable saves")
+    tb.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    tb.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    _add_training_output_options(tb)
+    tb.set_defaults(handler=_train_diffjscc_base)
+
     td = train.add_parser("diffjscc-control", help="train DiffJSCC's control module (the base diffusion model frozen)")
     td.add_argument("--deepjscc", required=True, help="the DeepJSCC checkpoint whose outputs x̂ condition the model")
-    td.add_argument("--base", required=True, help="local diffusers folder of the base model (vae/, unet/, scheduler/)")
+    td.add_argument("--base", required=True, help="local diffusers folder of the base model (vae/, unet/, scheduler/), "
+                                                  "or its name under $LINKSIM_CHECKPOINTS or linksim/checkpoints/")
     td.add_argument("--data", nargs="+", required=True, help="training image folders (searched recursively)")
     td.add_argument("--snr-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
                     help="SNR (dB) drawn uniformly (default: the checkpoint's training range, else 1 13)")
@@ -279,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (DiffJSCC's 1e-4)")
     td.add_argument("--seed", type=int, default=0)
     td.add_argument("--save-every", type=int, default=250, help="steps between resumable saves")
+    td.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (the DeepJSCC link stays on the CPU)")
+    td.add_argument("--no-snr", dest="snr_embedding", action="store_false",
+                    help="spatial-only ablation: no SNR embedding")
     _add_training_output_options(td)
     td.set_defaults(handler=_train_diffjscc_control)
 

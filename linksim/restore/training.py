@@ -130,12 +130,13 @@ class PriorSettings:
 
 class ResizedCrops:
     """Images resized once (shorter side = ``size``), drawn as random ``size``² crops with
-    random horizontal flips.
+    random horizontal flips. ``keep_scale``: resize only images whose shorter side is below
+    ``size`` (crops then show the photographs at their own scale).
 
     :output of ``sample(batch, generator)``: float32 [batch, 3, size, size] in [0, 1].
     """
 
-    def __init__(self, paths: list[str], size: int, progress: bool = False):
+    def __init__(self, paths: list[str], size: int, progress: bool = False, keep_scale: bool = False):
         from PIL import Image
 
         self.size = size
@@ -144,7 +145,7 @@ class ResizedCrops:
         for file in tqdm(self.files, desc="load images", unit="img", disable=not progress, leave=False):
             pixels = read_image(file)
             h, w = pixels.shape[:2]
-            scale = size / min(h, w)
+            scale = max(1.0, size / min(h, w)) if keep_scale else size / min(h, w)
             new = (max(size, round(w * scale)), max(size, round(h * scale)))  # PIL: (width, height)
             if new != (w, h):
                 pixels = np.asarray(Image.fromarray(pixels).resize(new, Image.Resampling.BICUBIC))
