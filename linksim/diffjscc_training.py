@@ -71,8 +71,8 @@ class ControlSettings:
     :ivar base: the local diffusers folder of the frozen base model (``vae/``, ``unet/``, ``scheduler/``),
         or the name of one under ``$LINKSIM_CHECKPOINTS`` / ``linksim/checkpoints/``. Kept as
         given (the record shows the name); the folder it resolved to is :attr:`base_folder`.
-    :ivar data: training image folders/files (shorter side resized to ``size``, random
-        ``size``² crops, horizontal flips).
+    :ivar data: training image folders/files (random ``size``² crops at the images' own scale —
+        smaller images upscaled to ``size`` — with horizontal flips).
     :ivar snr_range: (low, high) dB, uniform; None = the checkpoint's training range if it
         records one, else (1, 13) — resolved when the settings are made.
     :ivar channel: the channel of the pairs (None = the checkpoint's; resolved likewise).

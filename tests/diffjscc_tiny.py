@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 
@@ -37,3 +38,17 @@ def save_tiny_base(folder: Path, vae: AutoencoderKL | None = None, unet: UNet2DC
     (unet or tiny_unet()).save_pretrained(folder / "unet", safe_serialization=True)
     (scheduler or DDPMScheduler(num_train_timesteps=1000)).save_pretrained(folder / "scheduler")
     return folder
+
+
+def write_gradient_images(root: Path, count: int, height: int, width: int, seed: int) -> Path:
+    """``count`` smooth colour gradients (height × width PNGs) with a little noise: training data
+    with structure for the tiny models."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width] / (max(height, width) - 1)
+    for i in range(count):
+        a, b, c = rng.uniform(0.2, 1.0, 3)
+        img = np.stack([a * xx, b * yy, c * (1 - xx) * yy], axis=-1) + 0.05 * rng.standard_normal((height, width, 3))
+        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(root / f"img{i}.png")
+    return root

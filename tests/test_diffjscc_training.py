@@ -9,9 +9,8 @@ import pytest
 import torch
 
 pytest.importorskip("diffusers")
-from diffjscc_tiny import save_tiny_base, tiny_unet, tiny_vae  # noqa: E402
+from diffjscc_tiny import save_tiny_base, tiny_unet, tiny_vae, write_gradient_images  # noqa: E402
 from diffusers import DDPMScheduler  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from linksim import diffjscc_training  # noqa: E402
 from linksim.diffjscc_training import TRAINING_JSON, ControlSettings, train_control  # noqa: E402
@@ -39,14 +38,7 @@ def base(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:24, 0:24] / 23.0
-    for i in range(3):
-        a, b, c = rng.uniform(0.2, 1.0, 3)
-        img = np.stack([a * xx, b * yy, c * (1 - xx) * yy], axis=-1) + 0.05 * rng.standard_normal((24, 24, 3))
-        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(root / f"img{i}.png")
-    return root
+    return write_gradient_images(tmp_path_factory.mktemp("images"), 3, 24, 24, seed=0)
 
 
 def settings(base_folder, image_folder, **kw) -> ControlSettings:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 pytest.importorskip("diffusers")
-from PIL import Image  # noqa: E402
+from diffjscc_tiny import write_gradient_images  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from linksim import zoo  # noqa: E402
@@ -28,14 +28,7 @@ UNET_WEIGHTS = "unet/diffusion_pytorch_model.safetensors"
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """Four smooth 20×28 colour images with a little noise (the crops are 16² at their own scale)."""
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(1)
-    yy, xx = np.mgrid[0:20, 0:28] / 27.0
-    for i in range(4):
-        a, b, c = rng.uniform(0.2, 1.0, 3)
-        img = np.stack([a * xx, b * yy, c * (1 - xx) * yy], axis=-1) + 0.05 * rng.standard_normal((20, 28, 3))
-        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(root / f"img{i}.png")
-    return root
+    return write_gradient_images(tmp_path_factory.mktemp("images"), 4, 20, 28, seed=1)
 
 
 def tiny(images, **kw) -> BaseSettings:
