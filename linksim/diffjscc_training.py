@@ -225,7 +225,8 @@ def train_control(settings: ControlSettings, out: str | Path, *, command: str = 
         record = {"kind": "diffjscc-control", "settings": settings.to_dict(), "step": step,
                   "wall_seconds": round(run.elapsed, 1), "final_loss": history[-1]["loss"] if history else None,
                   "history": history, "deepjscc": deepjscc_name, "base": settings.base,
-                  "base_folder": str(settings.base_folder),
+                  # a shipped name is its own record; a folder the user gave is kept as its resolved path
+                  "base_folder": str(settings.base_folder) if Path(settings.base).expanduser().is_dir() else None,
                   "parameters": sum(p.numel() for p in control.parameters()), "data_images": len(crops),
                   "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
                   "device": str(device), "command": command}
