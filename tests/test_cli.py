@@ -144,3 +144,12 @@ def test_models_lists_checkpoints_with_their_bandwidth(tmp_path, monkeypatch, ca
     line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("tiny-r1_48"))
     # c = 2 real outputs per 4×4 block of 48 real samples: ρ = 1 complex use / 48 samples
     assert "ρ = 1/48" in line and "rayleigh-block" in line and "SNR 0…10 dB" in line
+
+
+def test_models_lists_the_shipped_diffjscc_base_and_control_modules(capsys):
+    # the base is a diffusers folder (no root model.safetensors), the controls have no "kind": both load by name
+    assert main(["models"]) == 0
+    lines = {l.split()[0]: l for l in capsys.readouterr().out.splitlines() if l.strip()}
+    assert "VAE f = 4" in lines["diffjscc-base-natural"]
+    assert "spatial + SNR" in lines["diffjscc-control-r1_192"]
+    assert "spatial only" in lines["diffjscc-control-r1_192-spatial"]

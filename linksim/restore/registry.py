@@ -452,6 +452,14 @@ def _shipped_names(test) -> list[str]:
     return sorted(names)
 
 
+def control_module_names() -> list[str]:
+    """Names of the DiffJSCC control modules under the checkpoint directories: weights and a
+    ``config.json`` that is not a linksim checkpoint's (those are :func:`linksim.zoo.available`)."""
+    from linksim import zoo
+
+    return sorted(set(_shipped_names(_is_control)) - set(zoo.available()))
+
+
 def _is_base(folder: Path) -> bool:
     return all((folder / name).is_dir() for name in ("vae", "unet", "scheduler"))
 
