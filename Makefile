@@ -29,11 +29,13 @@ test-slow: setup
 clean-venv:
 	rm -rf $(VENV)
 
-# The shipped DeepJSCC checkpoints, the face prior and the INNs (linksim/checkpoints/), retrained from
+# The shipped DeepJSCC checkpoints, the face prior, the INNs and DiffJSCC (linksim/checkpoints/), retrained from
 # ../shared/data (development data, not in the repository) on the CPU; see each MODEL_CARD.md.
 DATA ?= ../shared/data
 TRAIN := $(BIN)/linksim train deepjscc --data $(DATA)/train_natural --val-data $(DATA)/val_natural/set14
 CKPT := linksim/checkpoints
+CONTROL := $(BIN)/linksim train diffjscc-control --base diffjscc-base-natural --data $(DATA)/train_natural \
+  --size 64 --batch 8 --lr 5e-4 --save-every 200 --steps 1200
 INN_DATA := --data $(DATA)/faces/celeba_aligned_89x109 --val-data $(DATA)/faces/celebahq_stargan_v2_128
 checkpoints: setup
 	$(TRAIN) --bcr 1/48 --channel awgn --snr-range -5 15 --steps 8000 --val-every 4000 --seed 1 --out $(CKPT)/deepjscc-awgn-r1_48
@@ -41,7 +43,10 @@ checkpoints: setup
 	$(TRAIN) --bcr 1/192 --channel awgn --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_192
 	$(TRAIN) --bcr 1/768 --channel awgn --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 4 --init $(CKPT)/deepjscc-awgn-r1_192 --out $(CKPT)/deepjscc-awgn-r1_768
 	$(TRAIN) --bcr 1/48 --channel rayleigh-block --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 4 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-rayleigh-r1_48
-	for m in deepjscc-awgn-r1_12 deepjscc-awgn-r1_48 deepjscc-awgn-r1_192 deepjscc-awgn-r1_768 deepjscc-rayleigh-r1_48; do \
+	# DiffJSCC's other bandwidths (cpp 1/128 and 1/32)
+	$(TRAIN) --bcr 1/384 --channel awgn --snr-range -5 15 --steps 1500 --val-every 1500 --lr 5e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_192 --out $(CKPT)/deepjscc-awgn-r1_384
+	$(TRAIN) --bcr 1/96 --channel awgn --snr-range -5 15 --steps 1500 --val-every 1500 --lr 5e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_96
+	for m in deepjscc-awgn-r1_12 deepjscc-awgn-r1_48 deepjscc-awgn-r1_96 deepjscc-awgn-r1_192 deepjscc-awgn-r1_384 deepjscc-awgn-r1_768 deepjscc-rayleigh-r1_48; do \
 	  $(BIN)/linksim eval deepjscc $(CKPT)/$$m --data $(DATA)/kodak --snr $$(seq -5 15) --record "Kodak (24 images)"; done
 	$(BIN)/linksim train prior --data $(DATA)/faces --size 64 --channels 16 32 64 128 --layers-per-block 1 \
 	  --attention-res 8 --steps 7000 --batch 16 --lr 3e-4 --ema 0.999 --seed 0 --bf16 --samples 16 --out $(CKPT)/ddpm-faces-64
@@ -49,3 +54,10 @@ checkpoints: setup
 	$(BIN)/linksim train inn --deepjscc deepjscc-awgn-r1_192 $(INN_DATA) --snr-range -5 5 --steps 3000 --out $(CKPT)/inn-awgn-r1_192-faces
 	$(BIN)/linksim train inn --deepjscc deepjscc-awgn-r1_192 $(INN_DATA) --commin --snr-range 1 1 --steps 1500 --out $(CKPT)/commin-awgn-r1_192-faces-1dB
 	$(BIN)/linksim train inn --deepjscc deepjscc-awgn-r1_768 $(INN_DATA) --levels 3 --snr-range -5 5 --steps 3000 --out $(CKPT)/inn-awgn-r1_768-faces
+	# DiffJSCC: the small latent diffusion base, then a control module behind each DeepJSCC it serves
+	$(BIN)/linksim train diffjscc-base --data $(DATA)/train_natural --crop 64 --vae-channels 32 64 64 \
+	  --unet-channels 64 96 128 --text-dim 64 --vae-steps 1200 --vae-batch 16 --vae-lr 5e-4 \
+	  --unet-steps 2400 --unet-batch 32 --unet-lr 3e-4 --save-every 200 --out $(CKPT)/diffjscc-base-natural
+	for r in r1_96 r1_192 r1_384; do \
+	  $(CONTROL) --deepjscc deepjscc-awgn-$$r --out $(CKPT)/diffjscc-control-$$r; done
+	$(CONTROL) --deepjscc deepjscc-awgn-r1_192 --no-snr --out $(CKPT)/diffjscc-control-r1_192-spatial

@@ -1,4 +1,4 @@
-"""The shipped DiffJSCC instance: ``diffjscc-base-natural`` with its two control modules.
+"""The shipped DiffJSCC instance: ``diffjscc-base-natural`` with its control modules.
 
 Checked against what each part is defined to do, not against stored outputs: the VAE's scaling
 factor makes the latents of real photographs about unit variance, the VAE reconstructs them, a
@@ -19,7 +19,8 @@ from linksim.channel import make_channel  # noqa: E402
 from linksim.data import load_images, to_tensor  # noqa: E402
 from linksim.metrics import psnr  # noqa: E402
 from linksim.restore.diffjscc import DiffJSCCPipeline  # noqa: E402
-from linksim.restore.registry import find_folder  # noqa: E402
+from linksim.restore.diffjscc_control import ControlModule  # noqa: E402
+from linksim.restore.registry import control_module_names, find_folder  # noqa: E402
 from linksim.seeding import point_generator  # noqa: E402
 from linksim.zoo import load_deepjscc  # noqa: E402
 
@@ -100,16 +101,22 @@ def test_the_snr_reaches_only_the_snr_module(pipes, x_hat):
     assert torch.equal(*told["spatial"])
 
 
-@pytest.mark.parametrize("name", [CONTROL, SPATIAL])
+@pytest.mark.parametrize("name", control_module_names())
 def test_control_folders_hold_what_their_records_say(pipes, name):
     folder = find_folder(name)
     record = json.loads((folder / "training.json").read_text())
-    control = pipes["snr" if name == CONTROL else "spatial"].controlled.control
+    control = ControlModule.load(folder, pipes["fresh"].controlled.unet)
     assert sum(p.numel() for p in control.parameters()) == record["parameters"]
-    assert record["base"] == BASE and record["deepjscc"] == "deepjscc-awgn-r1_192"
-    assert record["settings"]["snr_embedding"] is (name == CONTROL)
+    # each module serves the DeepJSCC of its own ρ: diffjscc-control-r1_384 ↔ deepjscc-awgn-r1_384
+    bcr = name.removeprefix("diffjscc-control-").removesuffix("-spatial")
+    assert record["base"] == BASE and record["deepjscc"] == f"deepjscc-awgn-{bcr}"
+    assert record["settings"]["snr_embedding"] is (not name.endswith("-spatial"))
     assert record["step"] == record["settings"]["steps"]      # finished runs, not a snapshot
     # trained: the zero convs into the frozen UNet are no longer zero
     assert max(float(p.detach().abs().max()) for m in [*control.zero_convs_down, control.zero_conv_mid]
                for p in m.parameters()) > 1e-3
     assert record["base_folder"] is None                     # a shipped base is recorded by name, not by a path
+
+
+def test_every_bandwidth_of_the_scenarios_has_its_control_module():
+    assert {CONTROL, SPATIAL, "diffjscc-control-r1_96", "diffjscc-control-r1_384"} <= set(control_module_names())
