@@ -62,7 +62,8 @@ def _train_deepjscc(args: argparse.Namespace) -> int:
     from linksim.jscc.training import TrainSettings, train_deepjscc
 
     settings = TrainSettings(bcr=args.bcr, data=args.data, channel=args.channel, snr_range=tuple(args.snr_range),
-                             loss=args.loss, lpips_weight=args.lpips_weight, arch=args.arch, steps=args.steps,
+                             loss=args.loss, lpips_weight=args.lpips_weight, arch=args.arch,
+                             af_gate=args.af_gate, steps=args.steps,
                              batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed, init=args.init,
                              bf16=not args.float32, val_data=args.val_data or [], val_every=args.val_every,
                              save_every=args.save_every, **({"widths": tuple(args.widths)} if args.widths else {}))
@@ -243,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     tj.add_argument("--loss", choices=["mse", "mse+lpips"], default="mse")
     tj.add_argument("--lpips-weight", type=float, default=0.1, help="λ of MSE + λ·LPIPS")
     tj.add_argument("--arch", choices=["adaptive", "bourtsoulatze"], default="adaptive")
+    tj.add_argument("--af-gate", choices=["2sigmoid", "sigmoid"], default="2sigmoid",
+                    help="AF modules' gate (adaptive arch): 2·sigmoid starts as the identity; ADJSCC's sigmoid "
+                         "halves the features after every layer at init and learns slower")
     tj.add_argument("--data", nargs="+", required=True, help="training image folders (searched recursively)")
     tj.add_argument("--val-data", nargs="+", help="validation image folders (PSNR per SNR)")
     tj.add_argument("--steps", type=int, default=4000)

@@ -22,7 +22,9 @@ from linksim.channel import make_channel
 from linksim.errors import ConfigError
 from linksim.jscc.gdn import GDN
 from linksim.jscc.models import (
+    AF_GATES,
     BOURTSOULATZE,
+    AFModule,
     DeepJSCC,
     DeepJSCCConfig,
     latent_channels_for,
@@ -169,7 +171,7 @@ def test_config_validation_and_json_round_trip():
     assert model(_images(1, 17, 9), 0.0, make_channel("awgn"), _gen(0)).shape == (1, 3, 17, 9)
     for field, value in [("widths", ()), ("widths", (8, 0)), ("same_layers", -1), ("power", 0.0),
                          ("channel", "rayleigh-fast"), ("snr_range_db", (10.0, 0.0)), ("kernel_size", 4),
-                         ("kernel_size", 0)]:
+                         ("kernel_size", 0), ("af_gate", "relu")]:
         with pytest.raises(ConfigError) as e:
             DeepJSCCConfig(latent_channels=4, **{field: value})
         assert e.value.field == field and field in str(e.value)
@@ -234,6 +236,48 @@ def test_adaptive_model_output_depends_on_the_snr_input():
         # a per-image SNR [B] is the same as decoding each image at its own scalar SNR
         both = model.decode(z_hat, (16, 24), snr_db=torch.tensor([0.0, 10.0]))
         assert torch.allclose(both[0], out0[0], atol=1e-6) and torch.allclose(both[1], out10[1], atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- the AF gate
+def test_af_gate_default_and_the_meaning_of_a_config_without_it():
+    assert DeepJSCCConfig(latent_channels=4).af_gate == "2sigmoid"
+    # config.json files written before the field existed (the checkpoints shipped until then) mean ADJSCC's sigmoid
+    assert DeepJSCCConfig.from_dict({"latent_channels": 4}).af_gate == "sigmoid"
+    model = DeepJSCC(DeepJSCCConfig.from_dict({"latent_channels": 4, **{k: list(v) for k, v in TINY.items()
+                                                                        if k == "widths"}}))
+    assert all(stage.af.gate is AF_GATES["sigmoid"] for stage in [*model.encoder, *model.decoder])
+
+
+@pytest.mark.parametrize(("gate", "scale"), [("2sigmoid", 1.0), ("sigmoid", 0.5)])
+def test_af_module_with_zero_logits_scales_by_the_gate_at_zero(gate, scale):
+    """g(0): 2·sigmoid(0) = 1 (identity), sigmoid(0) = ½ — the whole difference at initialization."""
+    af = AFModule(8, 2, gate)
+    torch.nn.init.zeros_(af.mlp[2].weight), torch.nn.init.zeros_(af.mlp[2].bias)
+    f = torch.randn(3, 8, 5, 4, generator=_gen(0))
+    assert torch.equal(af(f, torch.randn(3, 2, generator=_gen(1))), f * scale)
+
+
+def test_sigmoid_gates_shrink_the_decoders_response_to_its_input_at_initialization():
+    """With the same weights, ADJSCC's gate makes the decoder's last hidden features respond ~2⁻⁵ as much
+    to a change of its input (five halvings: PReLU is homogeneous, GDN near-linear at init, the biases
+    cancel in the difference); the 2·sigmoid gate does not shrink it."""
+    config = dict(latent_channels=8, widths=(16, 16, 16, 16), same_layers=1)
+    ours, adjscc = _model(0, **config), _model(0, **config, af_gate="sigmoid")
+    adjscc.load_state_dict(ours.state_dict())  # same tensors, only the gate differs
+    z1, z2 = torch.randn(2, 2, 8, 2, 2, generator=_gen(2))
+
+    def last_hidden(model, z):
+        f, cond = z, model._conditions(5.0, 2, "cpu")[1]
+        with torch.no_grad():
+            for stage in model.decoder:
+                f = stage(f, cond)
+        return f
+
+    def response(model):
+        return float((last_hidden(model, z1) - last_hidden(model, z2)).square().mean().sqrt())
+
+    ratio = response(ours) / response(adjscc)
+    assert 2 ** 5 / 2 < ratio < 2 ** 5 * 2, ratio
 
 
 def test_bourtsoulatze_model_ignores_the_snr_input():
@@ -498,6 +542,7 @@ def _no_leftovers(parent: Path) -> list[str]:
     ("channel", {"channel": "rayleigh-fast"}), ("snr_range", {"snr_range": (10.0, 0.0)}),
     ("snr_range", {"snr_range": (0.0, math.inf)}), ("loss", {"loss": "l1"}), ("arch", {"arch": "resnet"}),
     ("lr", {"lr": 0.0}), ("data", {"data": []}), ("save_every", {"save_every": 0}),
+    ("af_gate", {"af_gate": "tanh"}),
 ])
 def test_bad_train_settings_name_the_field(image_dir, field, changes):
     with pytest.raises(ConfigError) as e:

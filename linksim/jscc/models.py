@@ -13,10 +13,17 @@ forward pass (DESIGN.md §1):
   and 32, two stride-1 layers).
 * **SNR-adaptive** (``adaptive=True``): after every hidden layer an attention-feature (AF)
   module in the style of ADJSCC (Xu et al., 2021) rescales the channels by
-  ``sigmoid(MLP([mean over H,W of the features, condition]))``. The encoder's condition is
+  ``g(MLP([mean over H,W of the features, condition]))``. The encoder's condition is
   the average SNR (known to the transmitter by feedback); the decoder's is the average SNR
   and the *effective* SNR of the image after the fading, ``SNR·mean|h|²`` in dB (perfect
   CSI at the receiver; equal to the SNR on AWGN). One model then serves a whole SNR range.
+  The gate ``g`` is ``2·sigmoid`` (``af_gate="2sigmoid"``, the default): it is ≈ 1 at
+  initialization, so the ten AF modules start as identities. ADJSCC's plain ``sigmoid``
+  (``af_gate="sigmoid"``, the checkpoints shipped before the field existed) starts at ≈ ½
+  and halves the features after every hidden layer: the decoder's five halvings make its
+  output respond ≈ 1/32 as much to the received symbols (nothing renormalizes them; the
+  biases then dominate), and such models learn markedly slower (README, "The shipped
+  checkpoints").
 
 **Bandwidth.** ``k = (c/2)·⌈H/2^d⌉·⌈W/2^d⌉``: the real outputs pair into complex symbols
 (first half of the channels = real parts, second half = imaginary parts), so ρ = k/(3HW)
@@ -58,6 +65,9 @@ class DeepJSCCConfig:
         unless you also rescale the SNR).
     :ivar channel: the channel the model was trained for (``awgn`` or ``rayleigh-block``); informative.
     :ivar snr_range_db: the SNR range it was trained on (a warning is raised outside it).
+    :ivar kernel_size: side of every convolution kernel (odd).
+    :ivar af_gate: the AF modules' gate, ``"2sigmoid"`` (identity at initialization) or ADJSCC's
+        ``"sigmoid"``. A ``config.json`` written before this field existed means ``"sigmoid"``.
     """
 
     latent_channels: int
@@ -69,6 +79,7 @@ class DeepJSCCConfig:
     channel: str = "awgn"
     snr_range_db: tuple[float, float] = (-5.0, 15.0)
     kernel_size: int = field(default=5)
+    af_gate: str = "2sigmoid"
 
     def __post_init__(self):
         c = self.latent_channels
@@ -85,6 +96,8 @@ class DeepJSCCConfig:
         k = self.kernel_size
         if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
             raise ConfigError("kernel_size", k, "an odd integer ≥ 1 (even kernels break the 2^d size arithmetic)")
+        if self.af_gate not in AF_GATES:
+            raise ConfigError("af_gate", self.af_gate, f"one of {list(AF_GATES)}")
         lo, hi = self.snr_range_db
         if not lo <= hi:
             raise ConfigError("snr_range_db", self.snr_range_db, "[low, high] with low ≤ high")
@@ -111,7 +124,8 @@ class DeepJSCCConfig:
         if "latent_channels" not in d:
             raise ConfigError("config.latent_channels", None, "an even integer ≥ 2")
         return cls(**{**d, "widths": tuple(d.get("widths", cls.widths)),
-                      "snr_range_db": tuple(d.get("snr_range_db", (-5.0, 15.0)))})
+                      "snr_range_db": tuple(d.get("snr_range_db", (-5.0, 15.0))),
+                      "af_gate": d.get("af_gate", "sigmoid")})  # written before the field: ADJSCC's gate
 
 
 #: Bourtsoulatze, Kurka, Gündüz (2019): 5×5 convs, 16 and 32 filters, stride 2 twice, PReLU.
@@ -127,23 +141,35 @@ def latent_channels_for(bcr: float, widths=DeepJSCCConfig.widths) -> int:
     return int(round(c))
 
 
-class AFModule(nn.Module):
-    """Attention-feature module: channel-wise scale ``sigmoid(MLP([GAP(f), cond]))`` (ADJSCC)."""
+#: AF gates: logits [B, C] → channel scales [B, C].
+AF_GATES = {
+    "sigmoid": torch.sigmoid,                       # ADJSCC; scales in (0, 1), ≈ ½ at init
+    "2sigmoid": lambda a: 2 * torch.sigmoid(a),     # scales in (0, 2), ≈ 1 at init
+}
 
-    def __init__(self, channels: int, cond_dim: int):
+
+class AFModule(nn.Module):
+    """Attention-feature module: channel-wise scale ``gate(MLP([GAP(f), cond]))`` (ADJSCC).
+
+    :input f: [B, C, H, W] features; ``cond``: [B, cond_dim] (SNRs in dB / 10).
+    :output: [B, C, H, W], ``f`` scaled per (batch element, channel).
+    """
+
+    def __init__(self, channels: int, cond_dim: int, gate: str = "2sigmoid"):
         super().__init__()
         hidden = max(channels // 4, 16)
         self.mlp = nn.Sequential(nn.Linear(channels + cond_dim, hidden), nn.ReLU(), nn.Linear(hidden, channels))
+        self.gate = AF_GATES[gate]
 
     def forward(self, f: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         context = torch.cat([f.mean(dim=(2, 3)), cond.to(f.dtype)], dim=1)
-        return f * torch.sigmoid(self.mlp(context))[:, :, None, None]
+        return f * self.gate(self.mlp(context))[:, :, None, None]
 
 
 class _Stage(nn.Module):
     """conv (or transposed conv) → [GDN] → PReLU → [AF]."""
 
-    def __init__(self, cin, cout, stride, *, transposed, gdn, af_cond, kernel):
+    def __init__(self, cin, cout, stride, *, transposed, gdn, af_cond, kernel, af_gate):
         super().__init__()
         pad = kernel // 2
         if transposed:
@@ -152,7 +178,7 @@ class _Stage(nn.Module):
             self.conv = nn.Conv2d(cin, cout, kernel, stride, pad)
         self.norm = GDN(cout, inverse=transposed) if gdn else nn.Identity()
         self.act = nn.PReLU(cout)
-        self.af = AFModule(cout, af_cond) if af_cond else None
+        self.af = AFModule(cout, af_cond, af_gate) if af_cond else None
 
     def forward(self, x, cond):
         x = self.act(self.norm(self.conv(x)))
@@ -189,7 +215,7 @@ class DeepJSCC(nn.Module):
         if not isinstance(config, DeepJSCCConfig):
             raise ConfigError("config", type(config).__name__, "a DeepJSCCConfig")
         self.config = cfg = config
-        kw = dict(gdn=cfg.gdn, kernel=cfg.kernel_size)
+        kw = dict(gdn=cfg.gdn, kernel=cfg.kernel_size, af_gate=cfg.af_gate)
         enc_cond, dec_cond = (1, 2) if cfg.adaptive else (0, 0)
         w = cfg.widths
         enc = [_Stage(cin, cout, 2, transposed=False, af_cond=enc_cond, **kw) for cin, cout in zip((3,) + w[:-1], w)]

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from linksim.channel import make_channel
 from linksim.data import image_files, load_images
 from linksim.errors import ConfigError
-from linksim.jscc.models import BOURTSOULATZE, DeepJSCC, DeepJSCCConfig, latent_channels_for
+from linksim.jscc.models import AF_GATES, BOURTSOULATZE, DeepJSCC, DeepJSCCConfig, latent_channels_for
 from linksim.seeding import point_generator
 from linksim import zoo
 from linksim.train_common import STATE, cosine_lr, load_train_state, save_train_state
@@ -49,6 +49,7 @@ class TrainSettings:
     lpips_weight: float = 0.1
     arch: str = "adaptive"
     widths: tuple[int, ...] = (48, 64, 96, 128)
+    af_gate: str = "2sigmoid"
     steps: int = 4000
     batch: int = 16
     crop: int = 128
@@ -68,6 +69,8 @@ class TrainSettings:
             raise ConfigError("loss", self.loss, "'mse' or 'mse+lpips'")
         if self.arch not in ("adaptive", "bourtsoulatze"):
             raise ConfigError("arch", self.arch, "'adaptive' (SNR-adaptive, AF modules) or 'bourtsoulatze'")
+        if self.af_gate not in AF_GATES:
+            raise ConfigError("af_gate", self.af_gate, f"one of {list(AF_GATES)}")
         lo, hi = self.snr_range
         if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
             raise ConfigError("snr_range", list(self.snr_range), "LOW HIGH in dB with LOW ≤ HIGH")
@@ -86,7 +89,8 @@ class TrainSettings:
         self.val_data = [str(d) for d in self.val_data]
 
     def model_config(self) -> DeepJSCCConfig:
-        extra = {} if self.arch == "adaptive" else {k: v for k, v in BOURTSOULATZE.items() if k != "widths"}
+        extra = ({"af_gate": self.af_gate} if self.arch == "adaptive"
+                 else {k: v for k, v in BOURTSOULATZE.items() if k != "widths"})
         return DeepJSCCConfig(latent_channels=latent_channels_for(self.bcr, self.widths), widths=self.widths,
                               channel=self.channel, snr_range_db=self.snr_range, **extra)
 
@@ -275,13 +279,20 @@ def train_deepjscc(settings: TrainSettings, out: str | Path, *, command: str = "
 
 # ----------------------------------------------------------------------------- model card
 
+def _arch_words(cfg: dict) -> str:
+    if not cfg.get("adaptive"):
+        return "Bourtsoulatze et al. 2019"
+    gate = {"2sigmoid": "2·sigmoid", "sigmoid": "sigmoid"}[cfg.get("af_gate", "sigmoid")]
+    return f"SNR-adaptive, AF modules with a {gate} gate"
+
+
 def write_model_card(meta: dict, name: str) -> str:
     """Markdown model card from a checkpoint's ``config.json`` content."""
     cfg, tr = meta["config"], meta.get("training", {})
     model = DeepJSCC(DeepJSCCConfig.from_dict(cfg))
     n_params = sum(p.numel() for p in model.parameters())
     lines = [f"# {name}", "",
-             f"DeepJSCC ({'SNR-adaptive, AF modules' if cfg.get('adaptive') else 'Bourtsoulatze et al. 2019'}) "
+             f"DeepJSCC ({_arch_words(cfg)}) "
              f"for the **{cfg['channel']}** channel at **ρ = 1/{round(1 / model.config.bcr())}** "
              f"(c = {cfg['latent_channels']} real outputs per {model.config.downsampling}×{model.config.downsampling} "
              f"block; cpp = 1/{round(1 / (3 * model.config.bcr()))}), trained over SNR "
