@@ -141,10 +141,14 @@ def latent_channels_for(bcr: float, widths=DeepJSCCConfig.widths) -> int:
     return int(round(c))
 
 
-#: AF gates: logits [B, C] → channel scales [B, C].
+def _two_sigmoid(logits: torch.Tensor) -> torch.Tensor:
+    return 2 * torch.sigmoid(logits)
+
+
+#: AF gates: logits [B, C] → channel scales [B, C] (module-level functions, so models pickle).
 AF_GATES = {
-    "sigmoid": torch.sigmoid,                       # ADJSCC; scales in (0, 1), ≈ ½ at init
-    "2sigmoid": lambda a: 2 * torch.sigmoid(a),     # scales in (0, 2), ≈ 1 at init
+    "sigmoid": torch.sigmoid,   # ADJSCC; scales in (0, 1), ≈ ½ at init
+    "2sigmoid": _two_sigmoid,   # scales in (0, 2), ≈ 1 at init
 }
 
 
