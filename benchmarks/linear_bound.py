@@ -55,14 +55,15 @@ def lee_petersen_powers(variances: np.ndarray, noise: float, total: float) -> np
     return p
 
 
-def analog_psnr(blocks: np.ndarray, mean, basis, variances, snr_db: float, rng) -> float:
-    """PSNR (dB) of one image's blocks [N, 768] sent as a linear analog code over AWGN at ``snr_db``."""
+def analog_psnr(blocks: np.ndarray, mean, basis, variances, gain, noise: float, rng) -> float:
+    """PSNR (dB) of one image's blocks [N, 768] sent as a linear analog code over AWGN.
+
+    ``gain`` [C]: amplitude per coefficient (√(p_j/λ_j)); ``noise``: σ²/2 per real dimension.
+    """
     c = len(variances)
-    noise = 0.5 * 10 ** (-snr_db / 10)        # σ²/2 per real dimension, P = 1 per complex use
-    gain = np.sqrt(lee_petersen_powers(variances, noise, c / 2) / variances)
-    scaled = ((blocks - mean) @ basis.T) * gain
-    end_to_end = gain * np.sqrt(c / 2 * len(blocks) / np.sum(scaled ** 2))  # exact per-image ‖z‖² = k·P
-    received = ((blocks - mean) @ basis.T) * end_to_end + np.sqrt(noise) * rng.standard_normal(scaled.shape)
+    coefficients = (blocks - mean) @ basis.T
+    end_to_end = gain * np.sqrt(c / 2 * len(blocks) / np.sum((coefficients * gain) ** 2))  # ‖z‖² = k·P exactly
+    received = coefficients * end_to_end + np.sqrt(noise) * rng.standard_normal(coefficients.shape)
     estimate = received * end_to_end * variances / (end_to_end ** 2 * variances + noise)
     restored = np.clip(estimate @ basis + mean, 0, 1)
     return float(10 * np.log10(1 / np.mean((restored - blocks) ** 2)))
@@ -83,7 +84,7 @@ def main() -> int:
 
     fit = np.concatenate([patches(it.pixels) for it in load_images(DATA / "train_natural" / "bsd200", limit=args.fit_images)])
     mean = fit.mean(0)
-    _, _, vt = np.linalg.svd(fit - mean, full_matrices=False)
+    _, singular_values, vt = np.linalg.svd(fit - mean, full_matrices=False)
     kodak = load_images(DATA / "kodak")
     print("| ρ | c | PCA code, noiseless (dB) | shipped checkpoint at 15 dB / 100 dB SNR (dB) |\n|---|---|---|---|")
     for denominator in (12, 48, 192, 768):
@@ -103,8 +104,7 @@ def main() -> int:
         print(f"| 1/{denominator} | {c} | {np.mean(psnrs):.2f} | {model_psnr} |", flush=True)
 
     c = 1536 // 48
-    n_fit = len(fit)
-    variances = np.linalg.svd(fit - mean, full_matrices=False, compute_uv=False)[:c] ** 2 / (n_fit - 1)
+    variances = singular_values[:c] ** 2 / (len(fit) - 1)
     recorded = {}
     if "deepjscc-awgn-r1_48" in available("deepjscc"):
         from linksim import zoo
@@ -115,7 +115,9 @@ def main() -> int:
     print("\nρ = 1/48 on AWGN, Kodak (24 images):\n")
     print("| SNR (dB) | linear analog PCA code (dB) | deepjscc-awgn-r1_48, model card (dB) |\n|---|---|---|")
     for snr in ANALOG_SNRS_DB:
-        values = [analog_psnr(patches(item.pixels), mean, vt[:c], variances, snr, np.random.default_rng(i))
+        noise = 0.5 * 10 ** (-snr / 10)   # σ²/2 per real dimension, P = 1 per complex use
+        gain = np.sqrt(lee_petersen_powers(variances, noise, c / 2) / variances)
+        values = [analog_psnr(patches(item.pixels), mean, vt[:c], variances, gain, noise, np.random.default_rng(i))
                   for i, item in enumerate(kodak)]
         shipped = f"{recorded[snr]:.2f}" if snr in recorded else "—"
         print(f"| {snr:g} | {np.mean(values):.2f} | {shipped} |", flush=True)

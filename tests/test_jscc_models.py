@@ -243,8 +243,7 @@ def test_af_gate_default_and_the_meaning_of_a_config_without_it():
     assert DeepJSCCConfig(latent_channels=4).af_gate == "2sigmoid"
     # config.json files written before the field existed (the checkpoints shipped until then) mean ADJSCC's sigmoid
     assert DeepJSCCConfig.from_dict({"latent_channels": 4}).af_gate == "sigmoid"
-    model = DeepJSCC(DeepJSCCConfig.from_dict({"latent_channels": 4, **{k: list(v) for k, v in TINY.items()
-                                                                        if k == "widths"}}))
+    model = DeepJSCC(DeepJSCCConfig.from_dict({"latent_channels": 4, "widths": list(TINY["widths"])}))
     assert all(stage.af.gate is AF_GATES["sigmoid"] for stage in [*model.encoder, *model.decoder])
 
 
