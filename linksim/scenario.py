@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from linksim.devices import parse_device
 from linksim.errors import ConfigError
 
 SCHEME_TYPES = ("separate", "capacity", "deepjscc")
@@ -169,18 +170,7 @@ def _deepjscc_scheme(value: dict, where: str, name: str, bandwidth: dict) -> dic
     check_bcr(config, Bandwidth(**bandwidth), model, field=f"{where}.model")
     scheme = {"name": name.strip(), "type": "deepjscc", "model": model}
     if value.get("device") is not None:
-        device = value["device"]
-        try:
-            import torch
-
-            parsed = torch.device(device)
-        except (RuntimeError, TypeError):
-            raise ConfigError(f"{where}.device", device, "'cpu', 'cuda' or 'cuda:N'") from None
-        if parsed.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"{where}.device", device, "'cpu' (no CUDA device is available here)")
-        if parsed.type not in ("cpu", "cuda"):
-            raise ConfigError(f"{where}.device", device, "'cpu', 'cuda' or 'cuda:N'")
-        scheme["device"] = str(device)
+        scheme["device"] = parse_device(value["device"], f"{where}.device")
     return scheme
 
 

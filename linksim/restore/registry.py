@@ -95,6 +95,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from linksim.devices import parse_device
 from linksim.errors import ConfigError
 
 __all__ = ["PLANNED", "REGISTRY", "RestorerType", "find_folder", "make_restorer", "register", "validate_spec",
@@ -211,20 +212,6 @@ def _real(value, field: str, allowed: str, low: float = 0.0, high: float = math.
     return float(value)
 
 
-def _device(value, field: str) -> str:
-    import torch
-
-    try:
-        parsed = torch.device(value)
-    except (RuntimeError, TypeError):
-        raise ConfigError(field, value, "'cpu', 'cuda' or 'cuda:N'") from None
-    if parsed.type not in ("cpu", "cuda"):
-        raise ConfigError(field, value, "'cpu', 'cuda' or 'cuda:N'")
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(field, value, "'cpu' (no CUDA device is available here)")
-    return str(value)
-
-
 def _prior_files(prior, where: str):
     from linksim import zoo
     from linksim.restore.priors import inspect_prior
@@ -284,7 +271,7 @@ def _validate_sing_zero(spec: dict, where: str) -> dict:
         raise ConfigError(f"{where}.sigma_y_scale", spec["sigma_y_scale"], "nothing unless sigma_y is 'snr'")
     out.update(jump_length=jump_length, jump_n_sample=jump_n_sample, batch=_integer(spec, "batch", 8, where, 1))
     if spec.get("device") is not None:
-        out["device"] = _device(spec["device"], f"{where}.device")
+        out["device"] = parse_device(spec["device"], f"{where}.device")
     return out
 
 
@@ -547,7 +534,7 @@ def _validate_diffjscc(spec: dict, where: str) -> dict:
     if guidance:  # only when set, so that the fingerprints of existing runs stay what they were
         out["latent_guidance"] = float(guidance)
     if spec.get("device") is not None:
-        out["device"] = _device(spec["device"], f"{where}.device")
+        out["device"] = parse_device(spec["device"], f"{where}.device")
     return out
 
 
