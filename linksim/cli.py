@@ -68,7 +68,8 @@ def _train_deepjscc(args: argparse.Namespace) -> int:
                              bf16=not args.float32, val_data=args.val_data or [], val_every=args.val_every,
                              save_every=args.save_every, **({"widths": tuple(args.widths)} if args.widths else {}))
     command = _command_line(args) if args.command_line is None else args.command_line
-    meta = train_deepjscc(settings, args.out, command=command, progress=not args.quiet, keep_state=args.keep_state)
+    meta = train_deepjscc(settings, args.out, command=command, progress=not args.quiet, keep_state=args.keep_state,
+                          device=args.device)
     print(f"{args.out}: step {meta['step']} of {settings.steps}, {meta['wall_seconds'] / 60:.1f} min")
     return 0
 
@@ -142,10 +143,11 @@ def _train_diffjscc_control(args: argparse.Namespace) -> int:
 
 def _eval_deepjscc(args: argparse.Namespace) -> int:
     from linksim.data import image_files, load_images
+    from linksim.devices import parse_device
     from linksim.jscc.training import evaluate, record_evaluation
     from linksim.zoo import load_deepjscc
 
-    model = load_deepjscc(args.checkpoint)
+    model = load_deepjscc(args.checkpoint, device=parse_device(args.device, "device"))
     items = load_images(image_files([args.data]), limit=args.limit)
     channel = args.channel or model.config.channel
     result = evaluate(model, items, args.snr, channel=channel, seed=args.seed, progress=not args.quiet)
@@ -260,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     tj.add_argument("--init", help="warm start from this checkpoint (tensors whose names and shapes match)")
     tj.add_argument("--float32", action="store_true", help="no bfloat16 autocast")
     tj.add_argument("--val-every", type=int, default=1000)
+    tj.add_argument("--device", default="cpu", help="where the model trains: cpu, cuda or cuda:N (the draws are "
+                    "the same on every device: crops, SNRs and channel noise come from the seeded CPU generator)")
     _add_training_output_options(tj)
     tj.set_defaults(handler=_train_deepjscc)
 
@@ -357,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     ej.add_argument("--channel", choices=["awgn", "rayleigh-block"], help="default: the one it was trained for")
     ej.add_argument("--limit", type=int)
     ej.add_argument("--seed", type=int, default=0)
+    ej.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (same channel draws on every device)")
     ej.add_argument("--record", metavar="LABEL", help="write the table into the checkpoint's model card as LABEL")
     ej.add_argument("--quiet", action="store_true")
     ej.set_defaults(handler=_eval_deepjscc)

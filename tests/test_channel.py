@@ -8,6 +8,7 @@ from sionna.phy import config as sionna_config
 
 from linksim.channel import (
     AWGNChannel,
+    ChannelOnCPU,
     ChannelOutput,
     RayleighBlockChannel,
     RayleighFastChannel,
@@ -245,3 +246,33 @@ def test_cuda(spec):
     with pytest.raises(ConfigError) as e:
         ch(x, 5.0, _gen(1, "cpu"))
     assert e.value.field == "generator"
+
+
+# ----------------------------------------------------------------------------- ChannelOnCPU
+@pytest.mark.parametrize("spec", ALL)
+def test_channel_on_cpu_is_the_channel_on_the_cpu(spec):
+    x = _x(3, 256, seed=4)
+    direct = make_channel(spec)(x, 2.0, _gen(7))
+    wrapped = ChannelOnCPU(make_channel(spec), "cpu")(x, 2.0, _gen(7))
+    for name in ("y", "h", "noise_var"):
+        assert torch.equal(getattr(wrapped, name), getattr(direct, name)), name
+
+
+def test_channel_on_cpu_passes_gradients():
+    x = _x(2, 128).clone().requires_grad_(True)
+    out = ChannelOnCPU(make_channel("rayleigh-block"), "cpu")(x, 5.0, _gen(1))
+    out.y.abs().pow(2).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("spec", ALL)
+def test_channel_on_cpu_gives_cuda_inputs_the_cpu_draws(spec):
+    x = _x(3, 256, seed=4)
+    cpu = make_channel(spec)(x, 2.0, _gen(7))
+    x_cuda = x.to("cuda").requires_grad_(True)
+    out = ChannelOnCPU(make_channel(spec), "cuda")(x_cuda, 2.0, _gen(7))
+    assert out.y.device == x_cuda.device and out.h.device == x_cuda.device and out.noise_var.device == x_cuda.device
+    assert torch.equal(out.y.cpu(), cpu.y) and torch.equal(out.h.cpu(), cpu.h)
+    out.y.real.sum().backward()
+    assert x_cuda.grad is not None and x_cuda.grad.device == x_cuda.device

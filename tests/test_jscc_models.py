@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from linksim import units
+from linksim import units, zoo
 from linksim.channel import make_channel
 from linksim.errors import ConfigError
 from linksim.jscc.gdn import GDN
@@ -30,7 +30,7 @@ from linksim.jscc.models import (
     latent_channels_for,
     mmse_estimate,
 )
-from linksim.jscc.training import TrainSettings, evaluate, train_deepjscc
+from linksim.jscc.training import TrainSettings, evaluate, train_deepjscc, write_model_card
 
 F = torch.nn.functional
 TINY = dict(widths=(8, 8), same_layers=1)
@@ -567,6 +567,7 @@ def test_train_writes_a_complete_checkpoint(image_dir, tmp_path):
     last = cfg["history"][-1]["psnr"]
     assert f"| PSNR (dB) | {last[0]:.2f} | {last[1]:.2f} |" in card
     assert "4 of 4 steps" in card
+    assert cfg["device"] == "cpu" and "CPU thread(s)" in card
     # the weights are a plain safetensors file matching the config
     state = load_file(str(out / "model.safetensors"))
     assert set(state) == set(DeepJSCC(model_cfg).state_dict())
@@ -632,6 +633,40 @@ def test_finished_run_is_not_retrained(image_dir, tmp_path):
     assert e.value.field == "out" and "finished checkpoint" in str(e.value)
 
 
+@pytest.mark.parametrize("device", ["tpu", "cuda:x"] + ([] if torch.cuda.is_available() else ["cuda"]))
+def test_bad_device_is_refused_before_anything_is_written(image_dir, tmp_path, device):
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError) as e:
+        train_deepjscc(_settings(image_dir), out, progress=False, device=device)
+    assert e.value.field == "device" and e.value.value == device and "'cpu'" in str(e.value)
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_run_interrupted_on_the_cpu_resumes_on_cuda(image_dir, tmp_path):
+    settings = _settings(image_dir, steps=6, save_every=3, val_every=3)
+    out = tmp_path / "mixed"
+    train_deepjscc(settings, out, progress=False, stop_after=3)
+    halfway = load_file(str(out / "model.safetensors"))
+    resumed = _run_to_end(settings, out, device="cuda")
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["step"] == 6 and cfg["device"].startswith("cuda") and "cuda" in (out / "MODEL_CARD.md").read_text()
+    assert all(torch.isfinite(t).all() for t in resumed.values())
+    assert not torch.equal(resumed["to_latent.weight"], halfway["to_latent.weight"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_evaluation_on_cuda_uses_the_cpu_channel_draws(image_dir):
+    """Another noise realization would move the PSNR by ~0.01–0.1 dB; rounding moves it by far less."""
+    from linksim.data import load_images
+
+    items = load_images(str(image_dir))
+    model = _model(**ARCHS["adaptive"]).float()
+    cpu = evaluate(model, items, [0.0, 10.0], "awgn", seed=1)["psnr"]
+    cuda = evaluate(model.to("cuda"), items, [0.0, 10.0], "awgn", seed=1)["psnr"]
+    assert cuda == pytest.approx(cpu, abs=1e-3)
+
+
 def test_mse_lpips_without_real_weights_is_refused(image_dir, tmp_path):
     from linksim.metrics import backbone_weights_path
 
@@ -686,6 +721,10 @@ def test_cli_train_and_eval_end_to_end(image_dir, tmp_path, capsys):
     assert "## Evaluation: tiny (3 images, full size, awgn)" in card
     assert "| SNR (dB) | 0 | 10 |" in card and "--record tiny" in card
     assert "## Validation" in card  # the training record is kept
+
+    assert main(["eval", "deepjscc", str(out), "--data", str(image_dir), "--device", "tpu", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("linksim: error: device: got 'tpu'") and "'cuda:N'" in err
 
 
 def test_cli_bad_bcr_exits_with_a_clear_message(image_dir, tmp_path, capsys):

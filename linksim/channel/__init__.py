@@ -21,10 +21,12 @@ from linksim.channel.base import Channel, ChannelOutput
 from linksim.channel.awgn import AWGNChannel
 from linksim.channel.rayleigh import RayleighBlockChannel, RayleighFastChannel
 from linksim.channel.equalize import equalize
+from linksim.channel.on_cpu import ChannelOnCPU
 
 __all__ = [
     "Channel",
     "ChannelOutput",
+    "ChannelOnCPU",
     "AWGNChannel",
     "RayleighBlockChannel",
     "RayleighFastChannel",

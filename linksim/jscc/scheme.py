@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from linksim import zoo
-from linksim.channel.base import ChannelOutput
+from linksim.channel.on_cpu import ChannelOnCPU
 from linksim.errors import ConfigError
 from linksim.jscc.models import DeepJSCC, DeepJSCCConfig
 from linksim.link import Bandwidth, LinkOutput, Scheme
@@ -92,17 +92,6 @@ def check_bcr(config: DeepJSCCConfig, bandwidth: Bandwidth, model: str, field: s
             f"a model trained with `linksim train deepjscc --bcr {_label(wanted)}` (no checkpoint at that ρ is installed)"
         raise ConfigError(field, str(model), f"a checkpoint trained at the scenario's ρ = {_label(wanted)} "
                                              f"(cpp {_label(3 * wanted)}); this one has ρ = {_label(have)} — use {hint}")
-
-
-class _ChannelOnCPU:
-    """Runs ``channel`` on the CPU (with the CPU generator of the point) and returns to ``device``."""
-
-    def __init__(self, channel, device: torch.device):
-        self.channel, self.device = channel, device
-
-    def __call__(self, z, snr_db, generator):
-        out = self.channel(z.to("cpu"), snr_db, generator)
-        return ChannelOutput(y=out.y.to(self.device), h=out.h.to(self.device), noise_var=out.noise_var.to(self.device))
 
 
 class DeepJSCCScheme(Scheme):
@@ -169,7 +158,7 @@ class DeepJSCCScheme(Scheme):
         height, width = images.shape[-2:]
         with torch.no_grad():
             x = images.to(self.device, torch.float32)
-            x_hat = model(x, snr, _ChannelOnCPU(channel, self.device), generator)
+            x_hat = model(x, snr, ChannelOnCPU(channel, self.device), generator)
         x_hat = x_hat.to("cpu", torch.float32).clamp(0, 1)
         batch = images.shape[0]
         k = model.channel_uses(height, width)

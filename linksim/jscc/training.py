@@ -26,8 +26,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from linksim.channel import make_channel
+from linksim.channel import ChannelOnCPU, make_channel
 from linksim.data import image_files, load_images
+from linksim.devices import parse_device
 from linksim.errors import ConfigError
 from linksim.jscc.models import AF_GATES, BOURTSOULATZE, DeepJSCC, DeepJSCCConfig, latent_channels_for
 from linksim.seeding import point_generator
@@ -145,21 +146,24 @@ class PatchSampler:
 def evaluate(model: DeepJSCC, images, snrs, channel="awgn", seed: int = 0, progress: bool = False) -> dict:
     """Mean PSNR (dB) per SNR over full-size images, each image and SNR with its own generator.
 
+    Runs on the model's device; the channel draws on the CPU from CPU generators
+    (:class:`~linksim.channel.ChannelOnCPU`), so every device gives the same draws.
+
     :param images: list of :class:`~linksim.data.ImageItem` (any sizes).
     :output: ``{"snr_db": [...], "psnr": [...], "images": N}``.
     """
     from linksim.metrics import psnr
 
-    channel = make_channel(channel)
     model.eval()
     device = next(model.parameters()).device
+    channel = ChannelOnCPU(make_channel(channel), device)
     rows = []
     bar = tqdm(total=len(images) * len(snrs), desc="evaluate", unit="img", disable=not progress, leave=False)
     for snr in snrs:
         vals = []
         for item in images:
             x = torch.from_numpy(item.pixels).permute(2, 0, 1)[None].float().div(255).to(device)
-            g = point_generator(seed, "evaluate", item.id, float(snr), device=device)
+            g = point_generator(seed, "evaluate", item.id, float(snr))
             vals.append(float(psnr(model(x, float(snr), channel, g), x)[0]))
             bar.update()
         rows.append(float(np.mean(vals)))
@@ -179,22 +183,28 @@ def _init_from(model: DeepJSCC, name: str) -> dict:
 
 
 def train_deepjscc(settings: TrainSettings, out: str | Path, *, command: str = "", progress: bool = True,
-                   keep_state: bool = False, stop_after: int | None = None) -> dict:
+                   keep_state: bool = False, stop_after: int | None = None, device: str = "cpu") -> dict:
     """Train (or resume) a DeepJSCC model into ``out``; returns the config dict written.
 
     ``stop_after`` ends the call after that many steps of this session (the run stays
     resumable) — for tests and notebooks.
+
+    ``device``: where the model trains (``cpu``, ``cuda``, ``cuda:N``). Not a training
+    setting: crops, SNRs and channel noise all come from the one seeded CPU generator (the
+    channel runs on the CPU), so a run may resume on another device, and the weights are
+    initialized on the CPU, identical everywhere.
     """
     out = Path(out)
+    device = torch.device(parse_device(device, "device"))
     threads = torch.get_num_threads()
     sampler = PatchSampler(settings.data, settings.crop)
     val_items = load_images(image_files(settings.val_data)) if settings.val_data else []
     cfg = settings.model_config()
     torch.manual_seed(settings.seed)  # weight initialization only; every draw below uses `gen`
-    model = DeepJSCC(cfg)
+    model = DeepJSCC(cfg).to(device)
     gen = torch.Generator().manual_seed(settings.seed)
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    channel = make_channel(settings.channel)
+    channel = ChannelOnCPU(make_channel(settings.channel), device)
     meta = {"kind": "deepjscc", "config": cfg.to_dict(), "training": settings.to_dict()}
 
     step, history, elapsed, init = 0, [], 0.0, None
@@ -225,10 +235,10 @@ def train_deepjscc(settings: TrainSettings, out: str | Path, *, command: str = "
             raise ConfigError("loss", "mse+lpips", f"'mse', or the real LPIPS backbone weights at {path} (download "
                                                    f"{url} there; they are not on this machine and LPIPS without "
                                                    "them would be meaningless)")
-        lpips_model = LPIPS("alex")
+        lpips_model = LPIPS("alex", device=device)
 
     def save(final: bool) -> None:
-        meta.update(step=step, wall_seconds=round(elapsed, 1), init=init, threads=threads,
+        meta.update(step=step, wall_seconds=round(elapsed, 1), init=init, threads=threads, device=_device_words(device),
                     machine=platform.processor() or platform.machine(), history=history,
                     data_images=len(sampler), data_skipped_smaller_than_crop=sampler.skipped, command=command)
         zoo.save_checkpoint(model, out, "deepjscc", meta["config"], card=write_model_card(meta, out.name),
@@ -242,11 +252,11 @@ def train_deepjscc(settings: TrainSettings, out: str | Path, *, command: str = "
     session_steps, t0 = 0, time.perf_counter()
     model.train()
     while step < settings.steps and (stop_after is None or session_steps < stop_after):
-        x = sampler.sample(settings.batch, gen)
-        snr = lo + (hi - lo) * torch.rand(settings.batch, generator=gen)
+        x = sampler.sample(settings.batch, gen).to(device)
+        snr = (lo + (hi - lo) * torch.rand(settings.batch, generator=gen)).to(device)
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, settings.steps, settings.lr)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.bf16):
             x_hat = model(x, snr, channel, gen)
         loss = torch.nn.functional.mse_loss(x_hat.float(), x)
         if lpips_model is not None:
@@ -277,6 +287,13 @@ def train_deepjscc(settings: TrainSettings, out: str | Path, *, command: str = "
     return zoo.read_config(out)
 
 
+def _device_words(device: torch.device) -> str:
+    """``cpu`` or the GPU's name, for config.json and the model card."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
 # ----------------------------------------------------------------------------- model card
 
 def _arch_words(cfg: dict) -> str:
@@ -284,6 +301,12 @@ def _arch_words(cfg: dict) -> str:
         return "Bourtsoulatze et al. 2019"
     gate = {"2sigmoid": "2·sigmoid", "sigmoid": "sigmoid"}[cfg.get("af_gate", "sigmoid")]
     return f"SNR-adaptive, AF modules with a {gate} gate"
+
+
+def _hardware_words(meta: dict) -> str:
+    cpu = f"{meta.get('threads', '?')} CPU thread(s) ({meta.get('machine', '')})"
+    device = meta.get("device", "cpu")  # checkpoints written before the field trained on the CPU
+    return cpu if device == "cpu" else f"{device}, {cpu} feeding it"
 
 
 def write_model_card(meta: dict, name: str) -> str:
@@ -308,8 +331,7 @@ def write_model_card(meta: dict, name: str) -> str:
              f"{'bfloat16 autocast' if tr.get('bf16') else 'float32'}, seed {tr.get('seed')}",
              f"- warm start: {meta['init']['from']} ({meta['init']['copied']} of {meta['init']['of']} tensors)"
              if meta.get("init") else "- initialization: random (seeded)",
-             f"- wall time {meta.get('wall_seconds', 0) / 60:.1f} min on {meta.get('threads', '?')} CPU thread(s) "
-             f"({meta.get('machine', '')})", ""]
+             f"- wall time {meta.get('wall_seconds', 0) / 60:.1f} min on {_hardware_words(meta)}", ""]
     hist = meta.get("history") or []
     if hist:
         last = hist[-1]
