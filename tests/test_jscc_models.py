@@ -742,3 +742,15 @@ def test_cli_bad_bcr_exits_with_a_clear_message(image_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("linksim: error: bcr: got 0.001953125") and "even integer" in err
     assert "Traceback" not in err and not out.exists()
+
+
+# ----------------------------------------------------------------------------- shipped model cards
+SHIPPED = Path(__file__).parents[1] / "linksim" / "checkpoints"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SHIPPED.glob("deepjscc-*")))
+def test_shipped_model_cards_say_what_their_config_says(name):
+    """A card is generated from config.json; one edited by hand, or left behind by a change to the card
+    format (the AF gate once went missing from four of them), no longer matches."""
+    folder = SHIPPED / name
+    assert (folder / "MODEL_CARD.md").read_text() == write_model_card(zoo.read_config(folder), name)
