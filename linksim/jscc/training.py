@@ -196,7 +196,7 @@ def train_deepjscc(settings: TrainSettings, out: str | Path, *, command: str = "
     """
     out = Path(out)
     device = torch.device(parse_device(device, "device"))
-    threads = torch.get_num_threads()
+    threads, device_words = torch.get_num_threads(), _device_words(device)
     sampler = PatchSampler(settings.data, settings.crop)
     val_items = load_images(image_files(settings.val_data)) if settings.val_data else []
     cfg = settings.model_config()
@@ -238,7 +238,7 @@ def train_deepjscc(settings: TrainSettings, out: str | Path, *, command: str = "
         lpips_model = LPIPS("alex", device=device)
 
     def save(final: bool) -> None:
-        meta.update(step=step, wall_seconds=round(elapsed, 1), init=init, threads=threads, device=_device_words(device),
+        meta.update(step=step, wall_seconds=round(elapsed, 1), init=init, threads=threads, device=device_words,
                     machine=platform.processor() or platform.machine(), history=history,
                     data_images=len(sampler), data_skipped_smaller_than_crop=sampler.skipped, command=command)
         zoo.save_checkpoint(model, out, "deepjscc", meta["config"], card=write_model_card(meta, out.name),
@@ -296,10 +296,10 @@ def _device_words(device: torch.device) -> str:
 
 # ----------------------------------------------------------------------------- model card
 
-def _arch_words(cfg: dict) -> str:
-    if not cfg.get("adaptive"):
+def _arch_words(config: DeepJSCCConfig) -> str:
+    if not config.adaptive:
         return "Bourtsoulatze et al. 2019"
-    gate = {"2sigmoid": "2·sigmoid", "sigmoid": "sigmoid"}[cfg.get("af_gate", "sigmoid")]
+    gate = {"2sigmoid": "2·sigmoid", "sigmoid": "sigmoid"}[config.af_gate]
     return f"SNR-adaptive, AF modules with a {gate} gate"
 
 
@@ -315,7 +315,7 @@ def write_model_card(meta: dict, name: str) -> str:
     model = DeepJSCC(DeepJSCCConfig.from_dict(cfg))
     n_params = sum(p.numel() for p in model.parameters())
     lines = [f"# {name}", "",
-             f"DeepJSCC ({_arch_words(cfg)}) "
+             f"DeepJSCC ({_arch_words(model.config)}) "
              f"for the **{cfg['channel']}** channel at **ρ = 1/{round(1 / model.config.bcr())}** "
              f"(c = {cfg['latent_channels']} real outputs per {model.config.downsampling}×{model.config.downsampling} "
              f"block; cpp = 1/{round(1 / (3 * model.config.bcr()))}), trained over SNR "
