@@ -291,10 +291,20 @@ def test_fixed_seed_is_deterministic_and_batch_equals_one_by_one(kind, eta):
     core = RestorationCore(unet, kind(), device="cpu")
     run = {"num_inference_steps": 8, "eta": eta, "progress": False}
     batch = core.sample(generators(3), **run)
-    assert torch.equal(batch, core.sample(generators(3), **run))
-    singles = torch.cat([core.sample([g], **run) for g in generators(3)])
-    torch.testing.assert_close(batch, singles, rtol=0, atol=1e-5)
+    assert torch.equal(batch, core.sample(generators(3), **run))  # same inputs, seeds and batch: same kernels
     assert not torch.allclose(batch, core.sample(generators(3, offset=7), **run))
+    # A batch of 3 and three batches of 1 run other conv/GEMM kernels (which ones depends on the CPU):
+    # in float32 they agree only to rounding × steps (up to ~1e-5 here). In float64 that rounding is
+    # ~1e-14 on these [-1, 1] values, so 1e-9 is safe by orders of magnitude, while a batching bug
+    # (noise from another image's generator, images mixed up) differs by O(1).
+    core64 = RestorationCore(tiny_unet().double(), kind(), device="cpu")
+    run64 = {**run, "dtype": F64}
+    batch64 = core64.sample(generators(3), **run64)
+    assert batch64.dtype == F64
+    # the same sampler as the float32 run: equal up to that run's rounding (~1e-5), not O(1)
+    torch.testing.assert_close(batch64.float(), batch, rtol=0, atol=1e-3)
+    singles = torch.cat([core64.sample([g], **run64) for g in generators(3)])
+    torch.testing.assert_close(batch64, singles, rtol=0, atol=1e-9)
 
 
 # --------------------------------------------------------------------------- DDNM
