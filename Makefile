@@ -38,6 +38,7 @@ CONTROL := $(BIN)/linksim train diffjscc-control --base diffjscc-base-natural --
   --size 64 --batch 8 --lr 5e-4 --save-every 200 --steps 1200
 INN_DATA := --data $(DATA)/faces/celeba_aligned_89x109 --val-data $(DATA)/faces/celebahq_stargan_v2_128
 checkpoints: setup
+	$(BIN)/linksim train linear-basis --data $(DATA)/train_natural --out $(CKPT)/linear-pca16-natural
 	$(TRAIN) --bcr 1/48 --channel awgn --snr-range -5 15 --steps 8000 --val-every 4000 --seed 1 --out $(CKPT)/deepjscc-awgn-r1_48
 	$(TRAIN) --bcr 1/12 --channel awgn --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 2 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_12
 	$(TRAIN) --bcr 1/192 --channel awgn --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_192

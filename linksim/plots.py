@@ -20,6 +20,7 @@ from PIL import Image
 _COLORS = {"deepjscc": ["#d62728", "#9467bd", "#8c564b", "#e377c2"],
            "separate": ["#1f77b4", "#2ca02c", "#17becf", "#bcbd22", "#ff7f0e", "#7f7f7f"],
            "capacity": ["#333333", "#888888", "#555555"],
+           "linear": ["#e6550d", "#fd8d3c", "#a63603"],
            "restored": ["#ff7f0e", "#1b9e77", "#e6ab02", "#7570b3", "#66a61e"]}
 
 
@@ -38,6 +39,8 @@ def _style(kind: str, index: int) -> dict:
         return dict(color=color, linestyle="-.", linewidth=2.2, marker="s", ms=3.5, zorder=6)
     if kind == "deepjscc":
         return dict(color=color, linestyle="-", linewidth=2.8, marker="o", ms=3.5, zorder=5)
+    if kind == "linear":  # the other analog (smooth) curve: solid, thinner than DeepJSCC
+        return dict(color=color, linestyle="-", linewidth=1.8, marker="^", ms=3.5, zorder=5)
     if kind == "capacity":
         return dict(color=color, linestyle="--", linewidth=1.6, marker=None, zorder=3)
     return dict(color=color, linestyle="-", linewidth=1.3, marker="o", ms=3, drawstyle="steps-mid", zorder=4)
@@ -77,7 +80,7 @@ def psnr_figure(summary: list[dict], title: str = "", kinds: dict[str, str] | No
     it the decode rate — or, when no scheme can lose the image (analog schemes, restorers),
     the mean MS-SSIM, where a restorer's gain often shows when PSNR hardly moves.
 
-    ``kinds`` maps scheme names to ``separate`` | ``capacity`` | ``deepjscc`` (the runner
+    ``kinds`` maps scheme names to ``separate`` | ``capacity`` | ``deepjscc`` | ``linear`` (the runner
     passes them; otherwise they are guessed from the names). Separate schemes are thin step
     lines — flat where their codec point is fixed, a vertical drop at the cliff —, the
     capacity bound is dashed, DeepJSCC a thick solid line. The SNRs where the separate
@@ -109,9 +112,10 @@ def psnr_figure(summary: list[dict], title: str = "", kinds: dict[str, str] | No
         snr = np.array([r["snr_db"] for r in rows])
         psnr = np.array([np.nan if r["psnr"] is None else r["psnr"] for r in rows])
         ci = np.array([0.0 if r["psnr_ci95"] is None else r["psnr_ci95"] for r in rows])
-        label = {"capacity": f"{scheme} (bound)", "deepjscc": f"{scheme} (analog)"}.get(kind, series_label(scheme, restorer))
+        label = {"capacity": f"{scheme} (bound)", "deepjscc": f"{scheme} (analog)",
+                 "linear": f"{scheme} (analog, linear)"}.get(kind, series_label(scheme, restorer))
         top.plot(snr, psnr, label=label, **style)
-        band = dict(color=style["color"], alpha=0.2 if kind in ("deepjscc", "restored") else 0.08, linewidth=0)
+        band = dict(color=style["color"], alpha=0.2 if kind in ("deepjscc", "linear", "restored") else 0.08, linewidth=0)
         if style.get("drawstyle") == "steps-mid":
             band["step"] = "mid"
         top.fill_between(snr, psnr - ci, psnr + ci, **band)

@@ -62,6 +62,11 @@ def build_schemes(scenario: Scenario, ladders: LadderCache) -> list[Scheme]:
 
             schemes.append(DeepJSCCScheme(spec["name"], bandwidth, spec["model"], device=spec.get("device")))
             continue
+        if spec["type"] == "linear":
+            from linksim.jscc.linear import LinearScheme
+
+            schemes.append(LinearScheme(spec["name"], bandwidth, spec["basis"], spec["variances"]))
+            continue
         common = dict(name=spec["name"], bandwidth=bandwidth, codec=spec["codec"], downscale=spec["downscale"],
                       ladders=ladders, failure_fill=spec["failure_fill"])
         if spec["type"] == "separate":

@@ -4,7 +4,7 @@ A scenario file (see ``scenarios/cliff.yaml``, ``scenarios/cliff_vs_smooth.yaml`
 images (optionally ``resize: N``, a centre square resized to N×N, e.g. a diffusion prior's
 resolution, and ``crop_multiple``, a centre crop to multiples of N per side), the channel,
 the SNR grid, the trials, the bandwidth (cpp or BCR), the schemes (``separate``, ``capacity``,
-``deepjscc``), optionally the restorers applied to their receiver outputs (``sing-zero``; see
+``deepjscc``, ``linear``), optionally the restorers applied to their receiver outputs (``sing-zero``; see
 :mod:`linksim.restore.registry`), the metrics, the seed and the output folder. :func:`load_scenario` validates
 all of it up front — every error names the field, the value and what is allowed; a deepjscc
 checkpoint is resolved and its ρ checked against the bandwidth — so a bad file fails before
@@ -24,7 +24,7 @@ import yaml
 from linksim.devices import parse_device
 from linksim.errors import ConfigError
 
-SCHEME_TYPES = ("separate", "capacity", "deepjscc")
+SCHEME_TYPES = ("separate", "capacity", "deepjscc", "linear")
 METRICS = ("psnr", "ms_ssim", "lpips")
 TOP_LEVEL_KEYS = {"name", "description", "seed", "images", "limit", "crop_multiple", "resize", "channel", "snr_db", "trials",
                   "bandwidth", "schemes", "restorers", "metrics", "grid", "output", "cache_dir"}
@@ -174,6 +174,31 @@ def _deepjscc_scheme(value: dict, where: str, name: str, bandwidth: dict) -> dic
     return scheme
 
 
+def _linear_scheme(value: dict, where: str, name: str) -> dict:
+    """A ``{type: linear, basis: NAME, variances: image|prior}`` entry: the basis must exist."""
+    from linksim import zoo
+    from linksim.jscc.linear import DEFAULT_BASIS, LINEAR_KIND, VARIANCE_MODES, load_linear_basis
+
+    allowed_keys = {"name", "type", "basis", "variances"}
+    unknown = sorted(set(value) - allowed_keys)
+    if unknown:
+        raise ConfigError(f"{where}", unknown[0], f"keys among {sorted(allowed_keys)} for a linear scheme")
+    basis = value.get("basis", DEFAULT_BASIS)
+    names = zoo.available(LINEAR_KIND)
+    if not isinstance(basis, str) or not basis.strip():
+        raise ConfigError(f"{where}.basis", basis, f"a {LINEAR_KIND} checkpoint name among {names} or its folder")
+    try:
+        load_linear_basis(basis)
+    except ConfigError as error:
+        raise ConfigError(f"{where}.basis", basis, f"a {LINEAR_KIND} checkpoint name among {names} or its folder "
+                                                   f"({error.allowed})") from None
+    variances = value.get("variances", "image")
+    if variances not in VARIANCE_MODES:
+        raise ConfigError(f"{where}.variances", variances, f"one of {list(VARIANCE_MODES)} (the receiver knows each "
+                                                           "image's coefficient variances, or only the basis' own)")
+    return {"name": name.strip(), "type": "linear", "basis": basis, "variances": variances}
+
+
 def _checkpoint_digest(model: str) -> str:
     """SHA-256 of a checkpoint's weights file (the results of a run depend on it)."""
     from linksim import zoo
@@ -198,6 +223,8 @@ def _scheme(value, index: int, bandwidth: dict) -> dict:
         raise ConfigError(f"{where}.name", name, "a non-empty string")
     if kind == "deepjscc":
         return _deepjscc_scheme(value, where, name, bandwidth)
+    if kind == "linear":
+        return _linear_scheme(value, where, name)
     allowed_keys = {"name", "type", "codec", "downscale", "failure_fill"} | ({"mcs", "decoder"} if kind == "separate" else set())
     unknown = sorted(set(value) - allowed_keys)
     if unknown:
@@ -333,7 +360,8 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
         raw=raw,
         crop_multiple=crop_multiple,
         resize=resize,
-        checkpoints={s["name"]: _checkpoint_digest(s["model"]) for s in parsed if s["type"] == "deepjscc"},
+        checkpoints={s["name"]: _checkpoint_digest(s["model"] if s["type"] == "deepjscc" else s["basis"])
+                     for s in parsed if s["type"] in ("deepjscc", "linear")},
         restorers=restorers,
         priors={r["name"]: _restorer_digest(r, i) for i, r in enumerate(restorers)},
     )
