@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -22,6 +23,19 @@ def photo() -> np.ndarray:
     from skimage import data
 
     return np.ascontiguousarray(data.astronaut()[:128, 160:352])
+
+
+@pytest.fixture()
+def same_threads() -> int:
+    """For tests that compare two runs in this process bit for bit (resumed vs uninterrupted
+    training): both runs must use the same intra-op thread count, which decides how float32
+    reductions are split. Pins torch's count for the test and fails if anything changed it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    yield threads
+    now = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    assert now == threads, f"torch's thread count changed during the test ({threads} → {now})"
 
 
 def shared_data(*parts: str) -> Path:

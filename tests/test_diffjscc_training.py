@@ -99,7 +99,7 @@ def math_finite(v) -> bool:
     return isinstance(v, float) and np.isfinite(v)
 
 
-def test_resume_is_bit_identical(base, data, tmp_path):
+def test_resume_is_bit_identical(base, data, tmp_path, same_threads):
     s = settings(base, data, steps=6, save_every=100)
     train_control(s, tmp_path / "once", progress=False)
     two = tmp_path / "twice"

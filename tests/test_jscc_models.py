@@ -579,7 +579,7 @@ def _run_to_end(settings, out, **kw) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16-autocast"])
-def test_resume_is_bit_identical_to_an_uninterrupted_run(image_dir, tmp_path, bf16):
+def test_resume_is_bit_identical_to_an_uninterrupted_run(image_dir, tmp_path, bf16, same_threads):
     settings = _settings(image_dir, bf16=bf16)
     full = _run_to_end(settings, tmp_path / "full")
     full_cfg = json.loads((tmp_path / "full" / "config.json").read_text())
@@ -598,7 +598,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(image_dir, tmp_path, bf
     assert cfg["step"] == 4 and cfg["history"] == full_cfg["history"]
 
 
-def test_resume_from_a_point_between_saves(image_dir, tmp_path):
+def test_resume_from_a_point_between_saves(image_dir, tmp_path, same_threads):
     """Stopped after 3 steps with saves every 2: the rerun restarts from step 2 and still ends identical."""
     settings = _settings(image_dir)
     full = _run_to_end(settings, tmp_path / "full")

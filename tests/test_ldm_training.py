@@ -76,7 +76,7 @@ def test_vae_reconstruction_improves(data, tmp_path):
     assert record["vae"]["crop_psnr_db"] > 10 * np.log10(1 / h[0]["loss"])
 
 
-def test_resume_is_bit_identical(data, tmp_path):
+def test_resume_is_bit_identical(data, tmp_path, same_threads):
     settings = tiny(data)
     train_base(settings, tmp_path / "whole", progress=False)
     part = tmp_path / "part"

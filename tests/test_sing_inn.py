@@ -174,7 +174,7 @@ def test_training_writes_a_checkpoint_that_beats_the_linear_a_it_starts_from(sma
     assert inn.config.snr_range_db == (-5.0, 5.0) and not any(p.requires_grad for p in inn.parameters())
 
 
-def test_an_interrupted_training_resumes_to_the_same_weights(small_run, tmp_path):
+def test_an_interrupted_training_resumes_to_the_same_weights(small_run, tmp_path, same_threads):
     settings, out, _ = small_run
     split = tmp_path / "split"
     train_inn(settings, split, progress=False, stop_after=5)

@@ -51,7 +51,7 @@ def test_tiny_prior_folder_loads_by_path_and_by_name(tiny_prior, monkeypatch, ca
     assert "tiny-prior-16" in capsys.readouterr().out
 
 
-def test_resume_after_stop_is_bit_identical(tmp_path, prior_images):
+def test_resume_after_stop_is_bit_identical(tmp_path, prior_images, same_threads):
     settings = tiny_settings(prior_images)
     whole = train_prior(settings, tmp_path / "whole", progress=False, keep_state=True)
     assert whole["step"] == 3
