@@ -172,7 +172,12 @@ def test_ber_vs_closed_form(case):
         if mod_name == "16qam":
             _check(name, "maxlog", snr_db, bits, llr_ml, theory_ml(snr_db), mod.bits_per_symbol)
         else:  # BPSK/QPSK: per-axis binary, both rules are the same decision
-            assert torch.equal(llr_ml > 0, llr > 0)
+            # ... up to float32 ties: the two compute the same linear LLR in other ways (≤ 1e-5 apart
+            # here; the distance terms are ≲ 1e3, so their rounding is ≲ 1e3·eps ≈ 1e-4), so a sign
+            # is compared where |LLR| > 1e-3, i.e. for all but < 0.1 % of the bits
+            decided = llr.abs() > 1e-3
+            assert float(decided.float().mean()) > 0.999
+            assert torch.equal((llr_ml > 0)[decided], (llr > 0)[decided])
 
 
 def test_theory_sanity():
@@ -245,12 +250,14 @@ def test_bpsk_llr_closed_form():
         h2 = out.h.abs().square()
         y_eq = (out.y * out.h.conj()) / h2
         expected = -4 * y_eq.real * h2 / out.noise_var[:, None]
+        # Sionna's demapper vs this float32 formula: a few roundings each (seen ≤ 4e-6); 1e-4 ≈ 800 eps
         assert torch.allclose(llr, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_qpsk_llr_closed_form():
     bits, llr, out = _simulate("qpsk", "awgn", 5.0, 20_000, seed=6)
     s2 = out.noise_var[:, None]
+    # Sionna's demapper vs this float32 formula: a few roundings each (seen ≤ 5e-6); 1e-4 ≈ 800 eps
     assert torch.allclose(llr[:, 0::2], -2 * math.sqrt(2) * out.y.real / s2, rtol=1e-4, atol=1e-4)
     assert torch.allclose(llr[:, 1::2], -2 * math.sqrt(2) * out.y.imag / s2, rtol=1e-4, atol=1e-4)
 
