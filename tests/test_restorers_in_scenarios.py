@@ -61,6 +61,7 @@ def test_restorer_rows_end_to_end_and_consistency(tmp_path, ckpt, images, tiny_p
     restorer = make_restorer({k: v for k, v in spec.items() if k != "after"}, progress=False)
     x_tilde = restore_points(restorer, 4, "DeepJSCC", "a", 5.0, [0], x_hat)
     A = make_operator("avgpool2")
+    # float32: A sums 4 pixels of values ≤ 1, three times (DDNM's A x̂₀, then both sides here): ≤ 3·4·eps ≈ 1.4e-6
     assert float((A(x_tilde) - A(x_hat)).abs().max()) < 1e-5
     assert float((A.project_null(x_tilde) - A.project_null(x_hat)).abs().max()) > 1e-3  # the prior did act
     row = next(r for r in rows if (r["image"], r["snr_db"], r["restorer"]) == ("a", 5.0, "SING-Zero"))

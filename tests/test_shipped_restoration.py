@@ -47,7 +47,9 @@ def test_ddnm_with_the_shipped_prior_keeps_the_block_means_of_a_deepjscc_output(
     x_tilde = restorer.restore(x_hat, 0.0, [point_generator(0, "ddnm")])
     A = make_operator("avgpool8")
     assert x_tilde.shape == x.shape
-    assert (A.A(x_tilde) - A.A(x_hat)).abs().max() < 1e-5
+    # float32: A sums 64 pixels of values ≤ 1, three times (DDNM's A x̂₀, then both sides here), in an order
+    # that depends on the CPU's avg_pool2d kernel: worst case 3·64·eps ≈ 2.3e-5 (≤ 3e-7 seen)
+    assert (A.A(x_tilde) - A.A(x_hat)).abs().max() < 3 * 64 * torch.finfo(torch.float32).eps
     assert (x_tilde - x_hat).abs().max() > 1e-2  # the null space did change
 
 
