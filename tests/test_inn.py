@@ -83,6 +83,7 @@ def test_inverse_undoes_forward_with_random_weights(conditional, shape):
         assert (coarse - F.avg_pool2d(x, 4)).abs().max() > 1e-2
         x_back = inn.inverse(coarse, details, snr)
     assert x_back.dtype == torch.float32
+    # float32 round trip through 2 levels × 4 lifting pairs (≤ 1.2e-6 seen on [0, 1] images); 1e-5 ≈ 80 eps
     assert (x_back - x).abs().max() < 1e-5
 
 
@@ -95,7 +96,7 @@ def test_inverse_with_a_replaced_coarse_part_keeps_it():
     with torch.no_grad():
         _, details = inn(x, 2.0)
         x_new = inn.inverse(y, details, 2.0)
-        assert (inn.coarse(x_new, 2.0) - y).abs().max() < 1e-5
+        assert (inn.coarse(x_new, 2.0) - y).abs().max() < 1e-5  # float32 round trip, as above (≤ 5e-7 seen)
 
 
 def test_fresh_inn_is_the_haar_split():
