@@ -63,7 +63,7 @@ def _train_deepjscc(args: argparse.Namespace) -> int:
 
     settings = TrainSettings(bcr=args.bcr, data=args.data, channel=args.channel, snr_range=tuple(args.snr_range),
                              loss=args.loss, lpips_weight=args.lpips_weight, arch=args.arch,
-                             af_gate=args.af_gate, steps=args.steps,
+                             af_gate=args.af_gate, linear_path=args.linear_path, steps=args.steps,
                              batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed, init=args.init,
                              bf16=not args.float32, val_data=args.val_data or [], val_every=args.val_every,
                              save_every=args.save_every, **({"widths": tuple(args.widths)} if args.widths else {}))
@@ -71,6 +71,15 @@ def _train_deepjscc(args: argparse.Namespace) -> int:
     meta = train_deepjscc(settings, args.out, command=command, progress=not args.quiet, keep_state=args.keep_state,
                           device=args.device)
     print(f"{args.out}: step {meta['step']} of {settings.steps}, {meta['wall_seconds'] / 60:.1f} min")
+    return 0
+
+
+def _train_linear_basis(args: argparse.Namespace) -> int:
+    from linksim.jscc.linear import fit_linear_basis
+
+    command = _command_line(args) if args.command_line is None else args.command_line
+    folder = fit_linear_basis(args.data, args.out, block=args.block, command=command)
+    print(f"{folder}: PCA of {args.block}×{args.block}×3 blocks")
     return 0
 
 
@@ -204,6 +213,10 @@ def _models(args: argparse.Namespace) -> int:
             lo, hi = cfg.snr_range_db
             print(f"{name:<{width}} deepjscc  ρ = {Fraction(cfg.bcr()).limit_denominator(100000)!s:<6} {cfg.channel:<15} "
                   f"SNR {lo:g}…{hi:g} dB  {meta.get('step', '?')} steps")
+        elif meta["kind"] == "linear-basis":
+            block = meta["config"]["block"]
+            print(f"{name:<{width}} linear-basis  PCA of {block}×{block}×3 blocks, {meta.get('images', '?')} images "
+                  "(the linear analog scheme's transform)")
         elif meta["kind"] == "diffjscc-base":
             vae, unet = meta["config"]["vae"], meta["config"]["unet"]
             factor = 2 ** (len(vae["block_out_channels"]) - 1)
@@ -249,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     tj.add_argument("--af-gate", choices=["2sigmoid", "sigmoid"], default="2sigmoid",
                     help="AF modules' gate (adaptive arch): 2·sigmoid starts as the identity; ADJSCC's sigmoid "
                          "halves the features after every layer at init and learns slower")
+    tj.add_argument("--linear-path", metavar="BASIS", help="start as the linear analog code of this linear-basis "
+                    "checkpoint (e.g. linear-pca16-natural): a frozen PCA + Lee–Petersen + LMMSE path, the CNNs "
+                    "adding residuals that start at zero")
     tj.add_argument("--data", nargs="+", required=True, help="training image folders (searched recursively)")
     tj.add_argument("--val-data", nargs="+", help="validation image folders (PSNR per SNR)")
     tj.add_argument("--steps", type=int, default=4000)
@@ -266,6 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "the same on every device: crops, SNRs and channel noise come from the seeded CPU generator)")
     _add_training_output_options(tj)
     tj.set_defaults(handler=_train_deepjscc)
+
+    tl = train.add_parser("linear-basis", help="fit the PCA block transform of the linear analog scheme")
+    tl.add_argument("--data", nargs="+", required=True, help="training image folders (searched recursively) or files")
+    tl.add_argument("--block", type=int, default=16, help="block side in pixels (16 matches DeepJSCC's 2^4)")
+    tl.add_argument("--out", type=Path, required=True, help="output folder")
+    tl.add_argument("--command-line", help=argparse.SUPPRESS)
+    tl.set_defaults(handler=_train_linear_basis)
 
     tp = train.add_parser("prior", help="train a small pixel-space DDPM prior (for sing-zero restorers)")
     tp.add_argument("--data", nargs="+", required=True, help="training image folders (searched recursively) or files")

@@ -68,6 +68,14 @@ class DeepJSCCConfig:
     :ivar kernel_size: side of every convolution kernel (odd).
     :ivar af_gate: the AF modules' gate, ``"2sigmoid"`` (identity at initialization) or ADJSCC's
         ``"sigmoid"``. A ``config.json`` written before this field existed means ``"sigmoid"``.
+    :ivar linear_path: a frozen linear analog code (PCA of 2^d×2^d blocks, Lee–Petersen gains,
+        LMMSE; :mod:`linksim.jscc.linear`) carries the image, and the CNNs add residuals to its
+        coefficients and to its reconstruction (the model starts as the linear code when
+        :meth:`DeepJSCC.init_linear_path` has filled the basis and zeroed the residual outputs).
+        Needs ``adaptive`` (the gains depend on the SNR). The decoder is told the encoder's
+        per-image normalization factor s (one number, 16 bits of side information per image,
+        as the linear scheme's ``variances: prior`` mode): without it the linear estimate is
+        off by s, which varies by ±several dB between photographs.
     """
 
     latent_channels: int
@@ -80,6 +88,7 @@ class DeepJSCCConfig:
     snr_range_db: tuple[float, float] = (-5.0, 15.0)
     kernel_size: int = field(default=5)
     af_gate: str = "2sigmoid"
+    linear_path: bool = False
 
     def __post_init__(self):
         c = self.latent_channels
@@ -98,6 +107,14 @@ class DeepJSCCConfig:
             raise ConfigError("kernel_size", k, "an odd integer ≥ 1 (even kernels break the 2^d size arithmetic)")
         if self.af_gate not in AF_GATES:
             raise ConfigError("af_gate", self.af_gate, f"one of {list(AF_GATES)}")
+        if not isinstance(self.linear_path, bool):
+            raise ConfigError("linear_path", self.linear_path, "true or false")
+        if self.linear_path and not self.adaptive:
+            raise ConfigError("linear_path", self.linear_path, "false for a model without SNR input "
+                                                               "(the linear path's gains depend on the SNR)")
+        if self.linear_path and 3 * self.downsampling ** 2 < self.latent_channels:
+            raise ConfigError("linear_path", self.linear_path, f"false when latent_channels ({self.latent_channels}) "
+                                                               f"exceeds the {3 * self.downsampling ** 2} coefficients of a block")
         lo, hi = self.snr_range_db
         if not lo <= hi:
             raise ConfigError("snr_range_db", self.snr_range_db, "[low, high] with low ≤ high")
@@ -220,7 +237,8 @@ class DeepJSCC(nn.Module):
             raise ConfigError("config", type(config).__name__, "a DeepJSCCConfig")
         self.config = cfg = config
         kw = dict(gdn=cfg.gdn, kernel=cfg.kernel_size, af_gate=cfg.af_gate)
-        enc_cond, dec_cond = (1, 2) if cfg.adaptive else (0, 0)
+        # decoder conditions: SNR, effective SNR (+ the normalization factor for a linear path)
+        enc_cond, dec_cond = (1, 3 if cfg.linear_path else 2) if cfg.adaptive else (0, 0)
         w = cfg.widths
         enc = [_Stage(cin, cout, 2, transposed=False, af_cond=enc_cond, **kw) for cin, cout in zip((3,) + w[:-1], w)]
         enc += [_Stage(w[-1], w[-1], 1, transposed=False, af_cond=enc_cond, **kw) for _ in range(cfg.same_layers)]
@@ -232,6 +250,64 @@ class DeepJSCC(nn.Module):
                 for cin, cout in zip(w[::-1][:-1], w[::-1][1:])]
         self.decoder = nn.ModuleList(dec)
         self.to_image = nn.ConvTranspose2d(w[0], 3, cfg.kernel_size, 2, cfg.kernel_size // 2, output_padding=1)
+        if cfg.linear_path:  # filled by init_linear_path or by the checkpoint's weights; never trained
+            s, c = cfg.downsampling, cfg.latent_channels
+            self.register_buffer("linear_mean", torch.zeros(3, s, s))
+            self.register_buffer("linear_components", torch.zeros(c, 3, s, s))
+            self.register_buffer("linear_variances", torch.ones(c))
+
+    # -- the linear path ----------------------------------------------------------
+    @torch.no_grad()
+    def init_linear_path(self, basis) -> None:
+        """Start as the linear analog code: copy the ``c`` leading components of ``basis`` (a
+        :class:`~linksim.jscc.linear.LinearBasis` of 2^d×2^d blocks) and zero the two residual
+        outputs (``to_latent``, ``to_image``), so encoder and decoder add nothing at first."""
+        if not self.config.linear_path:
+            raise ConfigError("linear_path", False, "true in the model's config to initialize a linear path")
+        s, c = self.config.downsampling, self.config.latent_channels
+        if basis.block != s:
+            raise ConfigError("basis", f"{basis.block}×{basis.block} blocks", f"{s}×{s} blocks (the model's 2^d)")
+        self.linear_mean.copy_(basis.mean.reshape(3, s, s))
+        self.linear_components.copy_(basis.components[:c].reshape(c, 3, s, s))
+        self.linear_variances.copy_(basis.variances[:c])
+        for layer in (self.to_latent, self.to_image):
+            layer.weight.zero_()
+            layer.bias.zero_()
+
+    def _linear_gains(self, snr_db: torch.Tensor) -> torch.Tensor:
+        """Lee–Petersen amplitudes g_j = √(p_j/λ_j) [B, c] at each SNR, c/2 complex uses per block."""
+        from linksim.jscc.linear import lee_petersen_powers
+
+        lam = self.linear_variances.double()
+        noise = self.config.power * 10 ** (-snr_db.double() / 10) / 2
+        p = lee_petersen_powers(lam.expand(len(snr_db), -1), noise, self.config.latent_channels / 2 * self.config.power)
+        return torch.sqrt(p / lam.clamp_min(1e-30)).float()
+
+    def _linear_coefficients(self, x_padded: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H', W'] in [0, 1] → PCA coefficients [B, c, H'/2^d, W'/2^d] (float32)."""
+        s = self.config.downsampling
+        mean = self.linear_mean.repeat(1, x_padded.shape[-2] // s, x_padded.shape[-1] // s)
+        return nn.functional.conv2d(x_padded.float() - mean, self.linear_components, stride=s)
+
+    def _linear_reconstruction(self, f: torch.Tensor, snr_db: torch.Tensor, snr_eff_db: torch.Tensor,
+                               scale: torch.Tensor) -> torch.Tensor:
+        """Received features [B, c, h, w] (ẑ after the channel's MMSE step) → LMMSE image [B, 3, H', W'].
+
+        ``mmse_estimate`` returns ẑ = a·z + e with a = γ/(1+γ), γ the effective SNR, and e of
+        variance a²P/γ per complex use; so ẑ/a is z plus noise n = P/(2γ) per real dimension,
+        and coefficient j (sent with amplitude g_j) is estimated as g_j λ_j/(g_j² λ_j + n)·ẑ_j/a.
+        The encoder multiplied every symbol by the image's normalization factor s (``scale``,
+        [B] or a float), which the receiver is told: the estimate is divided by it.
+        """
+        s = self.config.downsampling
+        gamma = 10 ** (snr_eff_db.float() / 10)
+        a = gamma / (1 + gamma)
+        n = self.config.power / (2 * gamma)
+        g, lam = self._linear_gains(snr_db), self.linear_variances.float()
+        weight = g * lam / (g.square() * lam + n[:, None]) / a[:, None] / scale.reshape(-1, 1)
+        coefficients = f.float() * weight[:, :, None, None]
+        image = nn.functional.conv_transpose2d(coefficients, self.linear_components, stride=s)
+        return image + self.linear_mean.repeat(1, f.shape[-2], f.shape[-1])
 
     # -- bandwidth ------------------------------------------------------------
     def padded_size(self, height: int, width: int) -> tuple[int, int]:
@@ -246,37 +322,52 @@ class DeepJSCC(nn.Module):
         return self.config.latent_channels // 2 * (hp // s) * (wp // s)
 
     # -- the two ends -----------------------------------------------------------
-    def _conditions(self, snr_db, batch: int, device, snr_eff_db=None):
+    def _conditions(self, snr_db, batch: int, device, snr_eff_db=None, scale=None):
         snr = torch.as_tensor(snr_db, dtype=torch.float32, device=device).reshape(-1).expand(batch)
         eff = snr if snr_eff_db is None else torch.as_tensor(snr_eff_db, dtype=torch.float32, device=device).reshape(-1).expand(batch)
         # dB / 10 keeps the MLP inputs of order one over the usual −10…20 dB
-        return snr[:, None] / 10, torch.stack([snr, eff.clamp(-30, 50)], dim=1) / 10
+        dec = [snr, eff.clamp(-30, 50)]
+        if scale is not None:
+            dec.append(units.linear_to_db(torch.as_tensor(scale, dtype=torch.float32, device=device).reshape(-1).expand(batch)).clamp(-30, 30) / 2)
+        return snr[:, None] / 10, torch.stack(dec, dim=1) / 10
 
-    def encode(self, x: torch.Tensor, snr_db=0.0) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, snr_db=0.0, return_scale: bool = False):
         """Image → power-normalized symbols.
 
         :input x: float [B, 3, H, W] in [0, 1].
         :input snr_db: float or [B] (used by adaptive models only).
-        :output: complex64 [B, k] with ‖z_b‖² = k·P for every b.
+        :param return_scale: also return the normalization factor s [B] (z = s·z_raw), the one
+            number per image a linear-path decoder is told (side information, 16 bits).
+        :output: complex64 [B, k] with ‖z_b‖² = k·P for every b (and s, float32 [B]).
         """
         _check_image(x)
         hp, wp = self.padded_size(*x.shape[-2:])
         f = nn.functional.pad(x, (0, wp - x.shape[-1], 0, hp - x.shape[-2]), mode="replicate")
         f = f * 2 - 1  # centred input
         enc_cond, _ = self._conditions(snr_db, x.shape[0], x.device)
+        x_padded = f
         for stage in self.encoder:
             f = stage(f, enc_cond)
         f = self.to_latent(f).float()
+        if self.config.linear_path:
+            with torch.autocast(x.device.type, enabled=False):  # the linear code in float32
+                f = (self._linear_coefficients((x_padded + 1) / 2) + f) * self._linear_gains(enc_cond[:, 0] * 10)[:, :, None, None]
         half = f.shape[1] // 2
-        z = torch.complex(f[:, :half].flatten(1), f[:, half:].flatten(1))
-        return units.normalize_power(z, self.config.power)
+        raw = torch.complex(f[:, :half].flatten(1), f[:, half:].flatten(1))
+        z = units.normalize_power(raw, self.config.power)
+        if not return_scale:
+            return z
+        return z, torch.sqrt(z.abs().square().sum(1) / raw.abs().square().sum(1).clamp_min(1e-30)).detach()
 
-    def decode(self, z_hat: torch.Tensor, image_size: tuple[int, int], snr_db=0.0, snr_eff_db=None) -> torch.Tensor:
+    def decode(self, z_hat: torch.Tensor, image_size: tuple[int, int], snr_db=0.0, snr_eff_db=None,
+               scale=None) -> torch.Tensor:
         """Received symbol estimates → image.
 
         :input z_hat: complex [B, k] (k = ``channel_uses(*image_size)``).
         :input image_size: (H, W) of the original image.
         :input snr_db, snr_eff_db: float or [B]; the effective SNR defaults to ``snr_db``.
+        :input scale: float or [B], the encoder's normalization factor (``encode(...,
+            return_scale=True)``); required by linear-path models, ignored by the others.
         :output: float32 [B, 3, H, W] in [0, 1].
         """
         h, w = image_size
@@ -286,17 +377,29 @@ class DeepJSCC(nn.Module):
         hp, wp = self.padded_size(h, w)
         s, half = self.config.downsampling, self.config.latent_channels // 2
         f = torch.cat([z_hat.real, z_hat.imag], dim=1).reshape(z_hat.shape[0], 2 * half, hp // s, wp // s)
-        _, dec_cond = self._conditions(snr_db, z_hat.shape[0], z_hat.device, snr_eff_db)
+        if self.config.linear_path and scale is None:
+            raise ConfigError("scale", None, "the encoder's normalization factor per image (encode(..., "
+                                             "return_scale=True)): a linear-path decoder is told it")
+        _, dec_cond = self._conditions(snr_db, z_hat.shape[0], z_hat.device, snr_eff_db,
+                                       scale if self.config.linear_path else None)
+        received = f
         for stage in self.decoder:
             f = stage(f, dec_cond)
-        return torch.sigmoid(self.to_image(f).float())[..., :h, :w]
+        residual = self.to_image(f).float()
+        if not self.config.linear_path:
+            return torch.sigmoid(residual)[..., :h, :w]
+        with torch.autocast(z_hat.device.type, enabled=False):
+            linear = self._linear_reconstruction(received, dec_cond[:, 0] * 10, dec_cond[:, 1] * 10,
+                                                 torch.as_tensor(scale, dtype=torch.float32, device=z_hat.device))
+            return (linear + residual).clamp(0, 1)[..., :h, :w]
 
     def forward(self, x: torch.Tensor, snr_db, channel, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        z = self.encode(x, snr_db)
+        z, scale = self.encode(x, snr_db, return_scale=True)
         out = channel(z, snr_db, generator)
         h2 = (out.h.real.square() + out.h.imag.square()).mean(dim=1)
         snr_eff = torch.as_tensor(snr_db, dtype=torch.float32, device=x.device) + units.linear_to_db(h2.float())
-        return self.decode(mmse_estimate(out.y, out.h, out.noise_var, self.config.power), tuple(x.shape[-2:]), snr_db, snr_eff)
+        return self.decode(mmse_estimate(out.y, out.h, out.noise_var, self.config.power), tuple(x.shape[-2:]), snr_db,
+                           snr_eff, scale=scale)
 
     def warn_if_outside(self, snr_db) -> None:
         """Warn (once per call) when an SNR lies outside the trained range."""

@@ -51,6 +51,7 @@ class TrainSettings:
     arch: str = "adaptive"
     widths: tuple[int, ...] = (48, 64, 96, 128)
     af_gate: str = "2sigmoid"
+    linear_path: str | None = None
     steps: int = 4000
     batch: int = 16
     crop: int = 128
@@ -72,6 +73,9 @@ class TrainSettings:
             raise ConfigError("arch", self.arch, "'adaptive' (SNR-adaptive, AF modules) or 'bourtsoulatze'")
         if self.af_gate not in AF_GATES:
             raise ConfigError("af_gate", self.af_gate, f"one of {list(AF_GATES)}")
+        if self.linear_path is not None and self.arch != "adaptive":
+            raise ConfigError("linear_path", self.linear_path, "no linear path for the bourtsoulatze arch (its "
+                                                               "gains need the SNR input of the adaptive arch)")
         lo, hi = self.snr_range
         if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
             raise ConfigError("snr_range", list(self.snr_range), "LOW HIGH in dB with LOW ≤ HIGH")
@@ -90,13 +94,15 @@ class TrainSettings:
         self.val_data = [str(d) for d in self.val_data]
 
     def model_config(self) -> DeepJSCCConfig:
-        extra = ({"af_gate": self.af_gate} if self.arch == "adaptive"
+        extra = ({"af_gate": self.af_gate, "linear_path": self.linear_path is not None} if self.arch == "adaptive"
                  else {k: v for k, v in BOURTSOULATZE.items() if k != "widths"})
         return DeepJSCCConfig(latent_channels=latent_channels_for(self.bcr, self.widths), widths=self.widths,
                               channel=self.channel, snr_range_db=self.snr_range, **extra)
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        if d["linear_path"] is None:  # runs started before the field existed still resume
+            del d["linear_path"]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
@@ -223,8 +229,13 @@ def train_deepjscc(settings: TrainSettings, out: str | Path, *, command: str = "
         if saved.get("training") == settings.to_dict() and saved.get("step") == settings.steps:
             return saved  # already complete
         raise ConfigError("out", str(out), "an empty folder (it holds a finished checkpoint; choose another --out)")
-    elif settings.init:
-        init = _init_from(model, settings.init)
+    else:
+        if settings.linear_path:  # start as the linear analog code (residual outputs zeroed) …
+            from linksim.jscc.linear import load_linear_basis
+
+            model.init_linear_path(load_linear_basis(settings.linear_path))
+        if settings.init:  # … then take every matching tensor of the warm start
+            init = _init_from(model, settings.init)
 
     lpips_model = None
     if settings.loss == "mse+lpips":
@@ -331,6 +342,9 @@ def write_model_card(meta: dict, name: str) -> str:
              f"{'bfloat16 autocast' if tr.get('bf16') else 'float32'}, seed {tr.get('seed')}",
              f"- warm start: {meta['init']['from']} ({meta['init']['copied']} of {meta['init']['of']} tensors)"
              if meta.get("init") else "- initialization: random (seeded)",
+             *([f"- linear path: the {cfg['latent_channels']} leading components of `{tr['linear_path']}` with "
+                "Lee–Petersen gains and the LMMSE receiver, frozen; the CNNs add residuals that start at zero"]
+               if tr.get("linear_path") else []),
              f"- wall time {meta.get('wall_seconds', 0) / 60:.1f} min on {_hardware_words(meta)}", ""]
     hist = meta.get("history") or []
     if hist:
