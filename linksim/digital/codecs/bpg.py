@@ -1,22 +1,58 @@
 """BPG-like image codec: HEVC intra (x265) through pillow-heif / libheif.
 
-Rate control
-------------
-Every point is coded at a **fixed QP** (constant-QP rate control, as BPG does):
-libheif's x265 plugin forwards every encoder parameter named ``x265:<opt>`` to
-``x265_param_parse`` after its own defaults, so the codec passes
+Encoder settings
+----------------
+Every point is coded at a **fixed QP** (constant-QP rate control, as BPG does).
+libheif's x265 plugin starts from ``x265_param_default_preset(preset, tune)``, then
+*forces* a few options of its own (among them ``psy-rd=1.0``, ``psy-rdoq=1.0``,
+``aq-mode=1``, ``rskip=0`` and the CTU size), and only then hands every encoder parameter
+named ``x265:<opt>`` to ``x265_param_parse``. The codec therefore passes
+(:data:`ENCODER_SETTINGS`, plus ``x265:qp`` per call):
 
 - ``x265:qp=<QP>``: switches x265 to CQP rate control at that QP (x265 then also turns
-  adaptive quantization and cu-tree off), and
+  adaptive quantization and cu-tree off, so libheif's ``aq-mode=1`` has no effect: the
+  stream is byte-identical with ``aq-mode=0``).
 - ``x265:ipratio=1``: without it x265 codes an I-slice at ``QP − 6·log2(1.4) ≈ QP − 3``.
+  (libbpg keeps ipratio 1.4 and adds 1 to the QP: ``bpgenc -q q`` codes the slice at
+  QP ``q − 2``. This only relabels the QP ladder; it changes no rate–distortion trade-off.)
+- ``x265:psy-rd=0`` and ``x265:psy-rdoq=0``: psycho-visual rate–distortion optimization
+  off. libbpg calls ``x265_param_default_preset(p, preset, "ssim")``, and x265's ``ssim``
+  tune sets both to 0; libheif's plugin sets both back to 1.0 after the tune. psy-rd
+  keeps texture energy at the cost of squared error: on Kodak (24 images, 4:4:4) it cost
+  0.45 dB of RGB PSNR at equal rate against libbpg's published curve (psy-rd alone; psy-rdoq
+  alone changes < 0.01 dB). With both off the curve lies 0.06–0.13 dB *above* libbpg's
+  (0.161–1.93 bpp; see ``benchmarks/bpg_vs_libbpg.py``). In 4:2:0 the gain is small
+  (≈ 0.04 dB at equal rate).
+- ``tune=ssim``: libbpg's tune. Under CQP it only matters through psy-rd/psy-rdoq (set
+  above) and AQ (off): the stream is byte-identical with ``tune=psnr``. Pinned so that a
+  change of libheif's default cannot change the stream.
+- ``preset=slow`` and ``tu-intra-depth=2``: libheif's defaults, pinned. libbpg's default
+  (``-m 8``) is ``placebo``, whose intra TU depth is 4 (libheif overrides the preset's
+  depth with its own ``tu-intra-depth``, so both must be given). Measured on Kodak 4:4:4:
+  placebo + depth 4 gains 0.015 dB at equal rate for 30 % more encoding time; libheif's
+  ``complexity=70`` (rd 6, rd-refine, cu-lossless) 0.003 dB for 80 % more. Not taken.
+  ``rdoq-level`` stays 2 (the ``slow`` and ``placebo`` value; levels 1 and 0 lose 0.2 dB),
+  ``ctu`` stays 64 (x265's and libbpg's default; 32 loses 0.04 dB).
 
 The libheif ``quality`` (which maps to a CRF) is not used. :func:`slice_qp` parses the
 produced SPS/PPS/slice header and returns the slice QP actually written into the
 bitstream (``26 + init_qp_minus26 + slice_qp_delta``) together with PPS
 ``cu_qp_delta_enabled_flag``; the tests check that it equals the requested QP for
 every QP and that no CU-level QP change is enabled. The profile is Main Still Picture
-(8 bit). QP runs 0–51; QP 0 is *not* lossless (no transquant bypass), and the RGB →
-YCbCr (BT.601, full range) conversion is itself lossy in 8 bit.
+(8 bit; format range extensions profile for 4:4:4). QP runs 0–51; QP 0 is *not* lossless (no
+transquant bypass). The encoder is deterministic: the same pixels and QP give the same
+bytes. The settings are part of :attr:`BPGCodec.key`, the rate–quality tables' cache
+key, so a table cached under other settings is never reused.
+
+Colour: libheif converts RGB → YCbCr with the BT.601 matrix in full range (the ``colr``
+nclx pillow-heif writes: matrix 6, full-range flag 1), which is libbpg's default
+(``-c ycbcr``, full range) and 8-bit libbpg's conversion: in 4:4:4 an x265-lossless
+round trip gives the PSNR of an ideal full-range BT.601 8-bit round trip to within
+0.01 dB (52.3–53.9 dB on Kodak), so decoding uses the same matrix and range. The 8-bit
+conversion is itself lossy. In 4:2:0 libheif averages 2×2 chroma on encode and
+repeats each chroma sample 2×2 on decode (nearest neighbour), a round trip of
+39.9–48.0 dB on Kodak, mean 43.9 (bilinear upsampling would give a mean of 45.1 dB;
+pillow-heif offers no choice and no access to the decoded YCbCr planes).
 
 Chroma: ``"444"`` or ``"420"`` (libheif's ``chroma`` option). Note that at high QP
 (≳ 30) a 4:2:0 stream can be *larger* than a 4:4:4 one: HEVC maps the chroma QP of
@@ -66,7 +102,9 @@ Example
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import struct
 
 import numpy as np
@@ -78,6 +116,24 @@ START_CODE = b"\x00\x00\x00\x01"
 _NAL_VPS, _NAL_SPS, _NAL_PPS = 32, 33, 34
 #: ``colr`` nclx written by pillow-heif by default: primaries 1, transfer 13, matrix 6, full range.
 _NCLX = struct.pack(">4sHHHB", b"nclx", 1, 13, 6, 0x80)
+
+#: Encoder parameters of every encode (pillow-heif ``enc_params``), besides ``x265:qp``.
+#: Keys without a prefix are libheif x265-plugin parameters, ``x265:<opt>`` ones go to
+#: ``x265_param_parse`` after libheif's own settings. Why each: see the module docstring.
+ENCODER_SETTINGS: dict[str, str] = {
+    "preset": "slow",         # libheif's default, pinned (libbpg: placebo, +0.015 dB for +30 % time)
+    "tune": "ssim",           # libbpg's tune; under CQP identical to "psnr" once psy-rd/psy-rdoq are 0
+    "tu-intra-depth": "2",    # libheif's default, pinned (it overrides the preset's value)
+    "x265:ipratio": "1",      # the I slice is coded at the requested QP, not QP − 3
+    "x265:psy-rd": "0",       # as libbpg (x265 tune ssim); libheif forces 1.0, −0.45 dB at equal rate
+    "x265:psy-rdoq": "0",     # as libbpg (x265 tune ssim); libheif forces 1.0
+}
+
+
+def settings_tag(settings: dict[str, str]) -> str:
+    """Short digest of encoder settings (8 hex digits), part of :attr:`BPGCodec.key`."""
+    blob = json.dumps(sorted((str(k), str(v)) for k, v in settings.items())).encode()
+    return hashlib.sha256(blob).hexdigest()[:8]
 
 
 def _heif():
@@ -406,6 +462,10 @@ class BPGCodec(Codec):
     ----------
     qualities : tuple[int, ...]
         QPs ``51, 50, …, 0`` (lowest to highest rate).
+    encoder_settings : dict[str, str]
+        The pillow-heif ``enc_params`` of every encode besides ``x265:qp``
+        (:data:`ENCODER_SETTINGS`; an instance may be given others for experiments: the
+        :attr:`key` follows them).
 
     Input ``image``: uint8 [H, W, 3] RGB, any H, W >= 1. Output of :meth:`decode`:
     uint8 [H, W, 3].
@@ -420,6 +480,13 @@ class BPGCodec(Codec):
             raise ConfigError("bpg.chroma", chroma, '"444" or "420"')
         self.chroma = chroma
         self.options = {"chroma": chroma}
+        self.encoder_settings = dict(ENCODER_SETTINGS)
+
+    @property
+    def key(self) -> str:
+        """Cache key: codec, options and a digest of the encoder settings, e.g.
+        ``bpg-chroma420-x265-1a2b3c4d``; tables cached under other settings are not reused."""
+        return f"{super().key}-x265-{settings_tag(self.encoder_settings)}"
 
     def encode_file(self, image: np.ndarray, quality: int) -> bytes:
         """The whole HEIF file libheif writes for ``image`` at QP ``quality``."""
@@ -431,7 +498,7 @@ class BPGCodec(Codec):
         buf = io.BytesIO()
         try:
             heif.save(buf, format="HEIF", tile_size=0, chroma=self.chroma, save_nclx_profile=True,
-                      enc_params={"x265:qp": str(q), "x265:ipratio": "1"})
+                      enc_params={**self.encoder_settings, "x265:qp": str(q)})
         except Exception as e:
             raise ImageError(f"image of size {h}x{w}: HEVC encoding failed ({e})") from e
         return buf.getvalue()

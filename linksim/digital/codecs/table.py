@@ -114,7 +114,8 @@ class Codec:
 
     @property
     def key(self) -> str:
-        """Stable identifier of codec + options, e.g. ``bpg-chroma420`` (used for caching)."""
+        """Stable identifier of codec + options, e.g. ``jpeg-chroma420`` (used for caching); a codec
+        may add a digest of its fixed encoder settings (``bpg`` does)."""
         opts = "-".join(f"{k}{v}" for k, v in sorted(self.options.items()))
         return f"{self.name}-{opts}" if opts else self.name
 
