@@ -310,10 +310,10 @@ def test_cliff_vs_smooth_scenarios_validate(file, channel, model, trials):
     assert scenario.channel["type"] == channel and scenario.trials == trials
     assert scenario.crop_multiple == 16 and scenario.bandwidth == {"bcr": pytest.approx(1 / 48)}
     assert scenario.snr_db == [float(s) for s in range(-5, 16)]
-    assert [s["type"] for s in scenario.schemes] == ["deepjscc", "separate", "separate", "capacity"]
+    assert [s["type"] for s in scenario.schemes] == ["deepjscc", "linear", "separate", "separate", "capacity"]
     assert scenario.schemes[0]["model"] == model
-    assert [s["mcs"][0]["code"] for s in scenario.schemes[1:3]] == ["wifi-1944-1/2", "wifi-1944-2/3"]
-    assert set(scenario.checkpoints) == {"DeepJSCC"}
+    assert [s["mcs"][0]["code"] for s in scenario.schemes[2:4]] == ["wifi-1944-1/2", "wifi-1944-2/3"]
+    assert set(scenario.checkpoints) == {"DeepJSCC", "Linear (PCA + LMMSE)"}
     if channel == "awgn":  # the grid SNRs straddle the two LDPC thresholds (≈ −1.3 and +0.6 dB)
         low, mid, high = scenario.grid["snr_db"]
         assert low < -1.3 < mid < 0.6 < high
