@@ -93,6 +93,7 @@ def test_diffjscc_rows_end_to_end_and_reproducible(tmp_path, ckpt, images, base)
     assert first.shape == x_hat.shape and 0 <= float(first.min()) and float(first.max()) <= 1
     assert torch.equal(first, restore_points(restorer, 4, "DeepJSCC", "a", 5.0, [0], x_hat))
     row = next(r for r in rows if (r["image"], r["snr_db"], r["restorer"]) == ("a", 5.0, "DiffJSCC"))
+    # the same point in a batch of one both times (same kernels); results.csv keeps 6 decimals
     assert row["psnr"] == pytest.approx(float(psnr(x, first.clamp(0, 1))[0]), abs=1e-4)
 
     # resume: nothing to do; restored rows removed → recomputed with identical numbers

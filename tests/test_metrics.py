@@ -49,6 +49,7 @@ def test_ms_ssim_five_scales_is_the_library():
     from pytorch_msssim import ms_ssim
     x = _img(h=161, w=170)
     y = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
+    # another implementation of the same float32 arithmetic (identical here); rtol 1e-5 ≈ 80 eps on values ≤ 1
     assert torch.allclose(M.ms_ssim(x, y), ms_ssim(x, y, data_range=1.0, size_average=False))
 
 

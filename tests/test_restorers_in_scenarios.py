@@ -65,6 +65,7 @@ def test_restorer_rows_end_to_end_and_consistency(tmp_path, ckpt, images, tiny_p
     assert float((A(x_tilde) - A(x_hat)).abs().max()) < 1e-5
     assert float((A.project_null(x_tilde) - A.project_null(x_hat)).abs().max()) > 1e-3  # the prior did act
     row = next(r for r in rows if (r["image"], r["snr_db"], r["restorer"]) == ("a", 5.0, "SING-Zero"))
+    # the same point in a batch of one both times (same kernels); results.csv keeps 6 decimals
     assert row["psnr"] == pytest.approx(float(psnr(x, x_tilde.clamp(0, 1))[0]), abs=1e-5)
 
     # summary, plots, grid
