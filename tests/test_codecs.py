@@ -130,7 +130,7 @@ def test_bpg_encoder_settings_reach_x265(img, monkeypatch):
 def test_bpg_psnr_at_fixed_qp(img):
     """RGB PSNR of the 512×512 astronaut at QP 32, 4:4:4. Measured (x265 4.3, libheif 1.23):
     110,688 payload bits, 33.86 dB; with libheif's psy-rd/psy-rdoq 1.0 it was 101,272 bits,
-    32.70 dB (and 0.45 dB below libbpg at equal rate on Kodak)."""
+    32.70 dB (and 0.5 dB below libbpg at equal rate on Kodak)."""
     import skimage.data
     photo = skimage.data.astronaut()
     codec = make_codec("bpg", chroma="444")

@@ -19,10 +19,10 @@ named ``x265:<opt>`` to ``x265_param_parse``. The codec therefore passes
   off. libbpg calls ``x265_param_default_preset(p, preset, "ssim")``, and x265's ``ssim``
   tune sets both to 0; libheif's plugin sets both back to 1.0 after the tune. psy-rd
   keeps texture energy at the cost of squared error: on Kodak (24 images, 4:4:4) it cost
-  0.45 dB of RGB PSNR at equal rate against libbpg's published curve (psy-rd alone; psy-rdoq
-  alone changes < 0.01 dB). With both off the curve lies 0.06–0.13 dB *above* libbpg's
-  (0.161–1.93 bpp; see ``benchmarks/bpg_vs_libbpg.py``). In 4:2:0 the gain is small
-  (≈ 0.04 dB at equal rate).
+  0.5 dB of RGB PSNR at equal rate against libbpg's published curve (0.48–0.65 dB at
+  libbpg's rates from 0.068 to 3.06 bpp; psy-rd alone does it, psy-rdoq alone changes
+  < 0.01 dB). With both off the curve matches libbpg's: −0.05 to +0.04 dB at those rates,
+  mean +0.01 dB (``benchmarks/bpg_vs_libbpg.py``). In 4:2:0 the gain is 0.03 dB.
 - ``tune=ssim``: libbpg's tune. Under CQP it only matters through psy-rd/psy-rdoq (set
   above) and AQ (off): the stream is byte-identical with ``tune=psnr``. Pinned so that a
   change of libheif's default cannot change the stream.
@@ -30,8 +30,8 @@ named ``x265:<opt>`` to ``x265_param_parse``. The codec therefore passes
   (``-m 8``) is ``placebo``, whose intra TU depth is 4 (libheif overrides the preset's
   depth with its own ``tu-intra-depth``, so both must be given). Measured on Kodak 4:4:4:
   placebo + depth 4 gains 0.015 dB at equal rate for 30 % more encoding time; libheif's
-  ``complexity=70`` (rd 6, rd-refine, cu-lossless) 0.003 dB for 80 % more. Not taken.
-  ``rdoq-level`` stays 2 (the ``slow`` and ``placebo`` value; levels 1 and 0 lose 0.2 dB),
+  ``complexity=70`` (rd 6, rd-refine, cu-lossless) 0.004 dB for 75 % more. Not taken.
+  ``rdoq-level`` stays 2 (the ``slow`` and ``placebo`` value; levels 1 and 0 lose 0.24 and 0.18 dB),
   ``ctu`` stays 64 (x265's and libbpg's default; 32 loses 0.04 dB).
 
 The libheif ``quality`` (which maps to a CRF) is not used. :func:`slice_qp` parses the
@@ -125,7 +125,7 @@ ENCODER_SETTINGS: dict[str, str] = {
     "tune": "ssim",           # libbpg's tune; under CQP identical to "psnr" once psy-rd/psy-rdoq are 0
     "tu-intra-depth": "2",    # libheif's default, pinned (it overrides the preset's value)
     "x265:ipratio": "1",      # the I slice is coded at the requested QP, not QP − 3
-    "x265:psy-rd": "0",       # as libbpg (x265 tune ssim); libheif forces 1.0, −0.45 dB at equal rate
+    "x265:psy-rd": "0",       # as libbpg (x265 tune ssim); libheif forces 1.0: −0.5 dB at equal rate
     "x265:psy-rdoq": "0",     # as libbpg (x265 tune ssim); libheif forces 1.0
 }
 
