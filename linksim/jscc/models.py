@@ -70,7 +70,7 @@ class DeepJSCCConfig:
         ``"sigmoid"``. A ``config.json`` written before this field existed means ``"sigmoid"``.
     :ivar linear_path: a frozen linear analog code (PCA of 2^d×2^d blocks, Lee–Petersen gains,
         LMMSE; :mod:`linksim.jscc.linear`) carries the image, and the CNNs add residuals to its
-        coefficients and to its reconstruction (the model starts as the linear code when
+        transmitted symbols and to its reconstruction (the model starts as the linear code when
         :meth:`DeepJSCC.init_linear_path` has filled the basis and zeroed the residual outputs).
         Needs ``adaptive`` (the gains depend on the SNR). The decoder is told the encoder's
         per-image normalization factor s (one number, 16 bits of side information per image,
@@ -351,7 +351,10 @@ class DeepJSCC(nn.Module):
         f = self.to_latent(f).float()
         if self.config.linear_path:
             with torch.autocast(x.device.type, enabled=False):  # the linear code in float32
-                f = (self._linear_coefficients((x_padded + 1) / 2) + f) * self._linear_gains(enc_cond[:, 0] * 10)[:, :, None, None]
+                # the residual is added *after* the gains: at low SNR Lee–Petersen gives the weak
+                # coefficients no power (g = 0), and a residual scaled by g could not use them either
+                gains = self._linear_gains(enc_cond[:, 0] * 10)[:, :, None, None]
+                f = self._linear_coefficients((x_padded + 1) / 2) * gains + f
         half = f.shape[1] // 2
         raw = torch.complex(f[:, :half].flatten(1), f[:, half:].flatten(1))
         z = units.normalize_power(raw, self.config.power)
