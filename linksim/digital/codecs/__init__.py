@@ -12,7 +12,7 @@ Example
 >>> codec = make_codec("bpg", chroma="420")
 >>> table = rate_quality_table(codec, img, "astronaut", cache_dir=None)   # ~15 s, once
 >>> table.best_fitting(2e5)                                 # bit budget 200 kbit
-CodecPoint(quality=26, payload_bits=184536, container_bits=2336, psnr_db=35.201)
+CodecPoint(quality=26, payload_bits=181168, container_bits=2336, psnr_db=35.166)
 >>> x_hat = table.decoded(table.best_fitting(2e5))          # uint8 [512, 512, 3]
 """
 
