@@ -47,6 +47,18 @@ def shared_data(*parts: str) -> Path:
 
 
 @pytest.fixture(scope="session")
+def image_dir(tmp_path_factory) -> Path:
+    """Three 40×40 random RGB PNGs (a folder): training data for tiny DeepJSCC runs."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("jscc-images")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / f"img{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def prior_images(tmp_path_factory, photo) -> Path:
     """Three small photographs of different sizes (a folder) to train tiny priors on."""
     from PIL import Image

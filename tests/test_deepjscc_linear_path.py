@@ -12,12 +12,9 @@ products, independently of the model's strided convolutions.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 from linksim.channel import make_channel
@@ -90,16 +87,7 @@ def test_linear_path_config_is_checked_and_old_configs_mean_none():
         TrainSettings(bcr=1 / 48, data=["x"], arch="bourtsoulatze", linear_path=DEFAULT_BASIS)
 
 
-@pytest.fixture(scope="module")
-def image_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("linear-path-images")
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / f"img{i}.png")
-    return folder
-
-
-def test_training_with_a_linear_path_resumes_bit_for_bit(image_dir, tmp_path):
+def test_training_with_a_linear_path_resumes_bit_for_bit(image_dir, tmp_path, same_threads):
     settings = TrainSettings(bcr=1 / 48, data=[str(image_dir)], widths=(8, 8, 8, 8), crop=32, batch=2, steps=4,
                              save_every=2, bf16=False, seed=3, linear_path=DEFAULT_BASIS)
     train_deepjscc(settings, tmp_path / "full", progress=False)

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 from linksim import units, zoo
@@ -525,16 +524,6 @@ def test_gdn_parameter_below_the_bound_only_moves_up():
 
 
 # ----------------------------------------------------------------------------- training
-@pytest.fixture(scope="module")
-def image_dir(tmp_path_factory) -> Path:
-    """Three 40×40 random RGB PNGs."""
-    folder = tmp_path_factory.mktemp("jscc-images")
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / f"img{i}.png")
-    return folder
-
-
 def _settings(image_dir: Path, **changes) -> TrainSettings:
     base = dict(bcr=1 / 24, data=[str(image_dir)], widths=(8, 8), crop=16, batch=2, steps=4, save_every=2,
                 val_data=[str(image_dir)], val_every=2, val_snrs=(0.0, 10.0), bf16=False, seed=3)
