@@ -325,7 +325,8 @@ class DeepJSCC(nn.Module):
     def _conditions(self, snr_db, batch: int, device, snr_eff_db=None, scale=None):
         snr = torch.as_tensor(snr_db, dtype=torch.float32, device=device).reshape(-1).expand(batch)
         eff = snr if snr_eff_db is None else torch.as_tensor(snr_eff_db, dtype=torch.float32, device=device).reshape(-1).expand(batch)
-        # dB / 10 keeps the MLP inputs of order one over the usual −10…20 dB
+        # dB / 10 keeps the MLP inputs of order one over the usual −10…20 dB (the normalization
+        # factor of a linear path, within ±30 dB, enters as dB / 20)
         dec = [snr, eff.clamp(-30, 50)]
         if scale is not None:
             dec.append(units.linear_to_db(torch.as_tensor(scale, dtype=torch.float32, device=device).reshape(-1).expand(batch)).clamp(-30, 30) / 2)
