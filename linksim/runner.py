@@ -131,119 +131,164 @@ def run_scenario(scenario: Scenario, *, images=None, limit: int | None = None, o
     ``images``, ``limit`` and ``out`` override the scenario's fields (the CLI's
     ``--images``, ``--limit``, ``--out``).
     """
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ConfigError("limit", limit, "a positive integer")
-    items = load_images(images if images is not None else scenario.images, limit or scenario.limit)
-    # the same picture for every scheme: square + resize (a prior's resolution), then crop
-    items = [center_crop(square_resize(item, scenario.resize), scenario.crop_multiple) for item in items]
-    cache_dir = scenario.cache_dir or default_cache_dir()
-    channel = make_channel(scenario.channel)
-    schemes = build_schemes(scenario, LadderCache(cache_dir))
-    restorers = build_restorers(scenario, items, progress=progress)
-    metrics = MetricSuite(scenario.metrics)
-    # Everything that can fail on the inputs fails here, before the output folder exists:
-    # every image needs ≥ 1 channel use and a codec table (computed once, cached on disk).
-    coded = {(repr(s.codec), tuple(s.downscale)): s for s in schemes if isinstance(s, SourceCodedScheme)}
-    for item in tqdm(items, desc="codec tables", unit="img", disable=not progress or not coded):
-        Bandwidth(**scenario.bandwidth).channel_uses(*item.pixels.shape[:2])
-        for scheme in coded.values():
-            scheme.ladder(to_tensor([item.pixels])[0])
-    _check_equal_k(schemes, items, Bandwidth(**scenario.bandwidth))
+    sweep = Sweep(scenario, images=images, limit=limit, out=out, progress=progress)
+    sweep.run()
+    summary = sweep.finish(plots=plots)
+    return RunResult(out=sweep.out, summary=summary, computed=sweep.computed, skipped=sweep.skipped)
 
-    out = Path(out or scenario.output)
-    _check_fingerprint(out, scenario)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "scenario.json", {"name": scenario.name, "source": str(scenario.source), **scenario.fingerprint(),
-                                       "snr_db": scenario.snr_db, "trials": scenario.trials, "grid": scenario.grid})
-    store = ResultsStore(out / "results.csv")
 
-    grid_images = {item.id for item in items[: scenario.grid["images"]]}
-    after = {scheme.name: [r for r in restorers if scheme.name in r.after] for scheme in schemes}
-    total = len(items) * sum(1 + len(after[s.name]) for s in schemes) * len(scenario.snr_db) * scenario.trials
-    computed = skipped = 0
-    bar = tqdm(total=total, desc=scenario.name, unit="pt", disable=not progress, dynamic_ncols=True)
-    for item in items:
-        x = to_tensor([item.pixels])
+class Sweep:
+    """One run of a scenario, in the order the rows of ``results.csv`` are written:
+
+    for image → for scheme → for SNR → [the link's trials, then each restorer after that scheme].
+
+    Building it loads the images, the models and the codec tables and checks everything that
+    can be wrong with the inputs; only then does it create the output folder.
+    """
+
+    def __init__(self, scenario: Scenario, *, images=None, limit: int | None = None, out: Path | None = None,
+                 progress: bool = True):
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ConfigError("limit", limit, "a positive integer")
+        self.scenario = scenario
+        self.progress = progress
+        items = load_images(images if images is not None else scenario.images, limit or scenario.limit)
+        # the same picture for every scheme: square + resize (a prior's resolution), then crop
+        self.items = [center_crop(square_resize(item, scenario.resize), scenario.crop_multiple) for item in items]
+        self.bandwidth = Bandwidth(**scenario.bandwidth)
+        self.channel = make_channel(scenario.channel)
+        self.schemes = build_schemes(scenario, LadderCache(scenario.cache_dir or default_cache_dir()))
+        restorers = build_restorers(scenario, self.items, progress=progress)
+        self.metrics = MetricSuite(scenario.metrics)
+        self._check_inputs()
+
+        self.out = Path(out or scenario.output)
+        _check_fingerprint(self.out, scenario)
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(self.out / "scenario.json", {"name": scenario.name, "source": str(scenario.source), **scenario.fingerprint(),
+                                                "snr_db": scenario.snr_db, "trials": scenario.trials, "grid": scenario.grid})
+        self.store = ResultsStore(self.out / "results.csv")
+        self.grid_images = {item.id for item in self.items[: scenario.grid["images"]]}
+        self.after = {scheme.name: [r for r in restorers if scheme.name in r.after] for scheme in self.schemes}
+        self.computed = self.skipped = 0
+
+    def _check_inputs(self) -> None:
+        """Fail before the output folder exists: every image needs ≥ 1 channel use and a codec
+        table (computed once here, cached on disk), and every model must load."""
+        coded = {(repr(s.codec), tuple(s.downscale)): s for s in self.schemes if isinstance(s, SourceCodedScheme)}
+        for item in tqdm(self.items, desc="codec tables", unit="img", disable=not self.progress or not coded):
+            self.bandwidth.channel_uses(*item.pixels.shape[:2])
+            for scheme in coded.values():
+                scheme.ladder(to_tensor([item.pixels])[0])
+        _check_equal_k(self.schemes, self.items, self.bandwidth)
+
+    def run(self) -> None:
+        """Compute every point not yet in ``results.csv``, appending rows as points finish."""
+        scenario = self.scenario
+        total = len(self.items) * sum(1 + len(self.after[s.name]) for s in self.schemes) * len(scenario.snr_db) * scenario.trials
+        self.bar = tqdm(total=total, desc=scenario.name, unit="pt", disable=not self.progress, dynamic_ncols=True)
+        for item in self.items:
+            x = to_tensor([item.pixels])
+            # Metrics are a pure function of (x, x_hat), and a cliff sweep sends few distinct x_hat
+            # per image (the failure fill, a few codec rungs): compute each distinct one once.
+            score_cache: dict[Hashable, dict] = {}  # content id or SHA-1 → scores
+            for scheme in self.schemes:
+                for snr in scenario.snr_db:
+                    pending = self._link_trials(item, x, scheme, snr, score_cache)
+                    for restorer in self.after[scheme.name]:
+                        self._restore(item, x, scheme, snr, restorer, pending[restorer.label])
+        self.bar.close()
+
+    def _link_trials(self, item, x: torch.Tensor, scheme: Scheme, snr: float, score_cache: dict) -> dict[str, list]:
+        """Send ``x`` [1, 3, H, W] through ``scheme`` at ``snr`` for every trial not yet done;
+        returns, per restorer label, the (trial, x̂, link row) its missing points need."""
         height, width = item.pixels.shape[:2]
-        # Metrics are a pure function of (x, x_hat), and a cliff sweep sends few distinct x_hat
-        # per image (the failure fill, a few codec rungs): compute each distinct one once.
-        score_cache: dict[Hashable, dict] = {}  # content id or SHA-1 → scores
-        for scheme in schemes:
-            for snr in scenario.snr_db:
-                rows, pending = [], {r.label: [] for r in after[scheme.name]}  # restorer → [(trial, x_hat, row)]
-                for trial in range(scenario.trials):
-                    raw_done = point_key(scheme.name, None, item.id, snr, trial) in store.done
-                    wanted = [r for r in after[scheme.name]
-                              if point_key(scheme.name, r.label, item.id, snr, trial) not in store.done]
-                    skipped += int(raw_done) + len(after[scheme.name]) - len(wanted)
-                    bar.update(int(raw_done) + len(after[scheme.name]) - len(wanted))
-                    if raw_done and not wanted:
-                        continue
-                    generator = point_generator(scenario.seed, scheme.name, item.id, snr, trial)
-                    link = scheme.run(x, snr, channel, generator)
-                    row = {"scheme": scheme.name, "restorer": None, "kind": scheme.kind, "image": item.id,
-                           "height": height, "width": width, "snr_db": float(snr), "trial": trial,
-                           "channel": channel.name, "k": link.k, "cpp": units.cpp(link.k, height, width),
-                           "bcr": units.bcr(link.k, height, width), "bits": int(link.bits[0]),
-                           "bpp": units.bpp(int(link.bits[0]), height, width), "decoded": bool(link.decoded[0]),
-                           **{name: values[0] for name, values in link.extras.items()}}
-                    for restorer in wanted:
-                        pending[restorer.label].append((trial, link.x_hat, row))
-                    if raw_done:
-                        continue
-                    # the scheme's content id when it has one (no 5 MB hash per Kodak point), else a digest
-                    key = link.x_hat_ids[0] if link.x_hat_ids is not None else \
-                        hashlib.sha1(link.x_hat.detach().to("cpu").contiguous().numpy().tobytes()).digest()
-                    if key not in score_cache:
-                        score_cache[key] = metrics(x, link.x_hat)
-                    rows.append({**row, **{name: values[0] for name, values in score_cache[key].items()}})
-                    computed += 1
-                    bar.update(1)
-                    if trial == 0 and item.id in grid_images and snr in scenario.grid["snr_db"]:
-                        _save_png(out / "images" / image_folder(scheme.name) / f"{slug(item.id)}__snr{float(snr):+g}.png",
-                                  link.x_hat[0])
-                    bar.set_postfix_str(f"{scheme.name} · {item.id} · {snr:+g} dB", refresh=False)
-                if rows:
-                    store.append(rows)
-                for restorer in after[scheme.name]:
-                    todo = pending[restorer.label]
-                    for start in range(0, len(todo), restorer.batch):
-                        chunk = todo[start:start + restorer.batch]
-                        bar.set_postfix_str(f"{scheme.name} + {restorer.label} · {item.id} · {snr:+g} dB", refresh=False)
-                        x_tilde = restore_points(restorer, scenario.seed, scheme.name, item.id, snr,
-                                                 [trial for trial, _, _ in chunk],
-                                                 torch.cat([x_hat for _, x_hat, _ in chunk]))
-                        scores = metrics(x.repeat(len(chunk), 1, 1, 1), x_tilde.clamp(0.0, 1.0))
-                        restored = [{**row, "restorer": restorer.label, **{name: v[j] for name, v in scores.items()}}
-                                    for j, (_, _, row) in enumerate(chunk)]
-                        store.append(restored)
-                        computed += len(chunk)
-                        bar.update(len(chunk))
-                        for j, (trial, _, _) in enumerate(chunk):
-                            if trial == 0 and item.id in grid_images and snr in scenario.grid["snr_db"]:
-                                _save_png(out / "images" / image_folder(scheme.name, restorer.label)
-                                          / f"{slug(item.id)}__snr{float(snr):+g}.png", x_tilde[j])
-    bar.close()
+        rows, pending = [], {r.label: [] for r in self.after[scheme.name]}
+        for trial in range(self.scenario.trials):
+            raw_done = point_key(scheme.name, None, item.id, snr, trial) in self.store.done
+            wanted = [r for r in self.after[scheme.name]
+                      if point_key(scheme.name, r.label, item.id, snr, trial) not in self.store.done]
+            already = int(raw_done) + len(self.after[scheme.name]) - len(wanted)
+            self.skipped += already
+            self.bar.update(already)
+            if raw_done and not wanted:
+                continue
+            generator = point_generator(self.scenario.seed, scheme.name, item.id, snr, trial)
+            link = scheme.run(x, snr, self.channel, generator)
+            row = {"scheme": scheme.name, "restorer": None, "kind": scheme.kind, "image": item.id,
+                   "height": height, "width": width, "snr_db": float(snr), "trial": trial,
+                   "channel": self.channel.name, "k": link.k, "cpp": units.cpp(link.k, height, width),
+                   "bcr": units.bcr(link.k, height, width), "bits": int(link.bits[0]),
+                   "bpp": units.bpp(int(link.bits[0]), height, width), "decoded": bool(link.decoded[0]),
+                   **{name: values[0] for name, values in link.extras.items()}}
+            for restorer in wanted:
+                pending[restorer.label].append((trial, link.x_hat, row))
+            if raw_done:
+                continue
+            # the scheme's content id when it has one (no 5 MB hash per Kodak point), else a digest
+            key = link.x_hat_ids[0] if link.x_hat_ids is not None else \
+                hashlib.sha1(link.x_hat.detach().to("cpu").contiguous().numpy().tobytes()).digest()
+            if key not in score_cache:
+                score_cache[key] = self.metrics(x, link.x_hat)
+            rows.append({**row, **{name: values[0] for name, values in score_cache[key].items()}})
+            self.computed += 1
+            self.bar.update(1)
+            if trial == 0:
+                self._save_grid_image(item, snr, image_folder(scheme.name), link.x_hat[0])
+            self.bar.set_postfix_str(f"{scheme.name} · {item.id} · {snr:+g} dB", refresh=False)
+        if rows:
+            self.store.append(rows)
+        return pending
 
-    rows = read_results(store.path)
-    summary = summarize(rows)
-    write_csv(out / "summary.csv", summary)
-    if plots:
+    def _restore(self, item, x: torch.Tensor, scheme: Scheme, snr: float, restorer, todo: list) -> None:
+        """Restore the pending points ``todo`` = [(trial, x̂, link row)] in batches of the
+        restorer's ``batch``; each restored row keeps its link columns."""
+        for start in range(0, len(todo), restorer.batch):
+            chunk = todo[start:start + restorer.batch]
+            self.bar.set_postfix_str(f"{scheme.name} + {restorer.label} · {item.id} · {snr:+g} dB", refresh=False)
+            x_tilde = restore_points(restorer, self.scenario.seed, scheme.name, item.id, snr,
+                                     [trial for trial, _, _ in chunk], torch.cat([x_hat for _, x_hat, _ in chunk]))
+            scores = self.metrics(x.repeat(len(chunk), 1, 1, 1), x_tilde.clamp(0.0, 1.0))
+            self.store.append([{**row, "restorer": restorer.label, **{name: v[j] for name, v in scores.items()}}
+                               for j, (_, _, row) in enumerate(chunk)])
+            self.computed += len(chunk)
+            self.bar.update(len(chunk))
+            for j, (trial, _, _) in enumerate(chunk):
+                if trial == 0:
+                    self._save_grid_image(item, snr, image_folder(scheme.name, restorer.label), x_tilde[j])
+
+    def _save_grid_image(self, item, snr: float, folder: str, image: torch.Tensor) -> None:
+        """Keep trial 0's picture when (image, SNR) is a cell of the image grid."""
+        if item.id in self.grid_images and snr in self.scenario.grid["snr_db"]:
+            _save_png(self.out / "images" / folder / f"{slug(item.id)}__snr{float(snr):+g}.png", image)
+
+    def finish(self, plots: bool = True) -> list[dict]:
+        """Summarize ``results.csv`` into ``summary.csv`` (and the plots); returns the summary."""
+        rows = read_results(self.store.path)
+        summary = summarize(rows)
+        write_csv(self.out / "summary.csv", summary)
+        if plots:
+            self._plot(summary, rows)
+        return summary
+
+    def _plot(self, summary: list[dict], rows: list[dict]) -> None:
+        """``psnr_vs_snr.png`` and one image grid per grid image (``grid.png`` for the first)."""
         from linksim import plots as plotting
 
-        title = f"{scenario.name}: {channel.name}, {Bandwidth(**scenario.bandwidth).describe()}, {len(items)} image(s) × {scenario.trials} trial(s)"
-        plotting.psnr_vs_snr(summary, out / "psnr_vs_snr.png", title=title, kinds={s.name: s.kind for s in schemes})
-        series = [(s.name, None) for s in schemes] + [(s.name, r.label) for s in schemes for r in after[s.name]]
+        scenario, schemes = self.scenario, self.schemes
+        title = (f"{scenario.name}: {self.channel.name}, {self.bandwidth.describe()}, "
+                 f"{len(self.items)} image(s) × {scenario.trials} trial(s)")
+        plotting.psnr_vs_snr(summary, self.out / "psnr_vs_snr.png", title=title, kinds={s.name: s.kind for s in schemes})
+        series = [(s.name, None) for s in schemes] + [(s.name, r.label) for s in schemes for r in self.after[s.name]]
         series.sort(key=lambda pair: [s.name for s in schemes].index(pair[0]))  # restored rows under their scheme
         labels = [series_label(*pair) for pair in series]
         folders = {series_label(*pair): image_folder(*pair) for pair in series}
-        for index, item in enumerate([i for i in items if i.id in grid_images]):
-            path = out / ("grid.png" if index == 0 else f"grid_{slug(item.id)}.png")
+        for index, item in enumerate([i for i in self.items if i.id in self.grid_images]):
+            path = self.out / ("grid.png" if index == 0 else f"grid_{slug(item.id)}.png")
             captions = {(series_label(r["scheme"], r.get("restorer")), r["snr_db"]): _caption(r)
                         for r in rows if r["image"] == item.id and r["trial"] == 0}
-            plotting.image_grid(item, labels, scenario.grid["snr_db"], out / "images", path, slug, captions,
+            plotting.image_grid(item, labels, scenario.grid["snr_db"], self.out / "images", path, slug, captions,
                                 folders=folders)
-    return RunResult(out=out, summary=summary, computed=computed, skipped=skipped)
 
 
 def restore_points(restorer, seed: int, scheme: str, image: str, snr_db: float, trials: list[int],
