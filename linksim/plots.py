@@ -125,24 +125,7 @@ def psnr_figure(summary: list[dict], title: str = "", kinds: dict[str, str] | No
             bottom.plot(snr, [100 * (r["decoded_rate"] or 0.0) for r in rows], **style)
 
     # Where the separate schemes are lost: shade it in both panels.
-    separate = [s for s in schemes if kind_of[s] == "separate"]
-    all_fail, some_fail = _fail_regions(own, separate)
-    if all_snr:
-        step = (all_snr[1] - all_snr[0]) if len(all_snr) > 1 else 1.0
-        left, right = all_snr[0] - step / 2, all_snr[-1] + step / 2
-        top.set_xlim(left, right)
-        if all_fail is not None and all_fail > left:
-            for ax in (top, bottom):
-                ax.axvspan(left, all_fail, color="#f2b8b5", alpha=0.45, linewidth=0, zorder=0)
-            top.text((left + all_fail) / 2, 0.97, "every digital\nscheme lost", transform=top.get_xaxis_transform(),
-                     ha="center", va="top", fontsize=8, color="#8b1a1a")
-        if some_fail is not None and some_fail > (all_fail if all_fail is not None else left):
-            start = all_fail if all_fail is not None else left
-            for ax in (top, bottom):
-                ax.axvspan(start, some_fail, color="#f2b8b5", alpha=0.2, linewidth=0, zorder=0)
-            if some_fail - start >= 0.9 * step:
-                top.text((start + some_fail) / 2, 0.97, "some\nlost", transform=top.get_xaxis_transform(),
-                         ha="center", va="top", fontsize=8, color="#8b1a1a")
+    _shade_lost(top, bottom, all_snr, *_fail_regions(own, [s for s in schemes if kind_of[s] == "separate"]))
     top.set_ylabel("PSNR (dB)")
     top.grid(alpha=0.3)
     top.legend(loc="lower right", fontsize=8, framealpha=0.9)
@@ -157,6 +140,28 @@ def psnr_figure(summary: list[dict], title: str = "", kinds: dict[str, str] | No
     bottom.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def _shade_lost(top, bottom, all_snr: list[float], all_fail: float | None, some_fail: float | None) -> None:
+    """Shade the SNRs where every separate scheme is lost (dark) or some are (light), in both
+    panels, and fit the x range to the SNR grid (half a step of margin each side)."""
+    if not all_snr:
+        return
+    step = (all_snr[1] - all_snr[0]) if len(all_snr) > 1 else 1.0
+    left, right = all_snr[0] - step / 2, all_snr[-1] + step / 2
+    top.set_xlim(left, right)
+    if all_fail is not None and all_fail > left:
+        for ax in (top, bottom):
+            ax.axvspan(left, all_fail, color="#f2b8b5", alpha=0.45, linewidth=0, zorder=0)
+        top.text((left + all_fail) / 2, 0.97, "every digital\nscheme lost", transform=top.get_xaxis_transform(),
+                 ha="center", va="top", fontsize=8, color="#8b1a1a")
+    if some_fail is not None and some_fail > (all_fail if all_fail is not None else left):
+        start = all_fail if all_fail is not None else left
+        for ax in (top, bottom):
+            ax.axvspan(start, some_fail, color="#f2b8b5", alpha=0.2, linewidth=0, zorder=0)
+        if some_fail - start >= 0.9 * step:
+            top.text((start + some_fail) / 2, 0.97, "some\nlost", transform=top.get_xaxis_transform(),
+                     ha="center", va="top", fontsize=8, color="#8b1a1a")
 
 
 def image_grid(item, schemes: list[str], snrs: list[float], images_dir: Path, path: Path, slug,
