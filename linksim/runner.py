@@ -20,7 +20,6 @@ are brought to the scenario's ``resize`` (a centre square, resized) and centre-c
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import warnings
 from collections.abc import Hashable
@@ -34,47 +33,20 @@ from tqdm.auto import tqdm
 from linksim import units
 from linksim.channel import make_channel
 from linksim.data import center_crop, load_images, square_resize, to_tensor, to_uint8
-from linksim.digital.capacity import CapacityScheme
-from linksim.digital.mcs import MCS
-from linksim.digital.separate import LadderCache, SeparateScheme, SourceCodedScheme
+from linksim.digital.separate import LadderCache, SourceCodedScheme, default_cache_dir
 from linksim.errors import ConfigError
 from linksim.link import Bandwidth, Scheme
 from linksim.metrics import MetricSuite
 from linksim.results import ResultsStore, cliff_snr, point_key, read_results, series_label, summarize, write_csv, write_json
 from linksim.scenario import Scenario
+from linksim.schemes import build_scheme
 from linksim.seeding import point_generator
 
 
-def default_cache_dir() -> Path:
-    """``$LINKSIM_CACHE``, else ``$XDG_CACHE_HOME/linksim``, else ``~/.cache/linksim``."""
-    if os.environ.get("LINKSIM_CACHE"):
-        return Path(os.environ["LINKSIM_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "linksim"
-
-
 def build_schemes(scenario: Scenario, ladders: LadderCache) -> list[Scheme]:
-    """Scheme objects for the scenario's validated scheme entries."""
+    """Scheme objects for the scenario's validated scheme entries (one codec cache shared)."""
     bandwidth = Bandwidth(**scenario.bandwidth)
-    schemes = []
-    for spec in scenario.schemes:
-        if spec["type"] == "deepjscc":
-            from linksim.jscc.scheme import DeepJSCCScheme
-
-            schemes.append(DeepJSCCScheme(spec["name"], bandwidth, spec["model"], device=spec.get("device")))
-            continue
-        if spec["type"] == "linear":
-            from linksim.jscc.linear import LinearScheme
-
-            schemes.append(LinearScheme(spec["name"], bandwidth, spec["basis"], spec["variances"]))
-            continue
-        common = dict(name=spec["name"], bandwidth=bandwidth, codec=spec["codec"], downscale=spec["downscale"],
-                      ladders=ladders, failure_fill=spec["failure_fill"])
-        if spec["type"] == "separate":
-            mcs = [MCS(m["code"], m["modulation"]) for m in spec["mcs"]]
-            schemes.append(SeparateScheme(mcs=mcs, decoder=spec["decoder"], **common))
-        else:
-            schemes.append(CapacityScheme(**common))
-    return schemes
+    return [build_scheme(spec, bandwidth, ladders) for spec in scenario.schemes]
 
 
 @dataclass

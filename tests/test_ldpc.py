@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from linksim.errors import ConfigError
-from linksim.digital.ldpc import LDPCCode, LDPCDecoder, available_codes, get_code, simulate_fer
+from linksim.digital.ldpc import LDPCCode, LDPCDecoder, LDPCEncoder, available_codes, get_code, simulate_fer
 from linksim.digital.ldpc.gf2 import gf2_rank
 from linksim.digital.ldpc.thresholds import bpsk_awgn_llr, ebno_at_fer
 
@@ -39,6 +39,24 @@ def test_wifi_code_shape_rank_and_encoding(name):
     assert torch.equal(c[:, :code.k], u)                  # systematic
     syn = (dense.astype(np.int64) @ c.numpy().astype(np.int64).T) % 2
     assert not syn.any()                                  # H c^T = 0 mod 2
+
+
+def test_encoder_and_decoder_blocks_are_the_code_and_its_decoder():
+    code = get_code("wifi-1296-2/3")
+    u = torch.randint(0, 2, (5, code.k), generator=_gen(3)).float()
+    for encoder in (LDPCEncoder(code), LDPCEncoder("wifi-1296-2/3")):
+        assert encoder.code is code and (encoder.k, encoder.n) == (864, 1296)
+        c = encoder(u)
+        assert torch.equal(c, code.encode(u)) and torch.equal(c[:, :code.k], u)
+        assert not ((code.H.toarray().astype(np.int64) @ c.numpy().astype(np.int64).T) % 2).any()
+    dec = LDPCDecoder(code, iterations=20)
+    llr = 8.0 * (2.0 * code.encode(u) - 1.0)
+    llr[:, :12] = -llr[:, :12]                          # 12 wrong (correctable) bits per word
+    (bits_call, ok_call), (bits, ok) = dec(llr), dec.decode(llr)
+    assert torch.equal(bits_call, bits) and torch.equal(ok_call, ok) and torch.equal(bits, u)
+    with pytest.raises(ConfigError) as e:
+        LDPCEncoder("wifi-1000-1/2")
+    assert e.value.field == "code"
 
 
 def test_get_code_is_cached():

@@ -16,7 +16,7 @@ from scipy.optimize import brentq
 from scipy.special import erfc
 
 from linksim.channel import equalize, make_channel
-from linksim.digital.modulation import Modulation, make_modulation
+from linksim.digital.modulation import Demapper, Mapper, Modulation, make_modulation
 from linksim.errors import ConfigError
 
 N_BITS = 400_000
@@ -275,6 +275,25 @@ def test_llrs_are_calibrated(mod_name, channel, snr_db):
         q = torch.sigmoid(L[sel])
         freq, pred = b[sel].mean().item(), q.mean().item()
         assert abs(freq - pred) <= 3.29 * math.sqrt((q * (1 - q)).mean().item() / n) + 1e-4, (lo, hi, freq, pred)
+
+
+def test_mapper_and_demapper_blocks_are_the_modulation():
+    """The blocks of the separate chain give the Modulation's own numbers (same arithmetic)."""
+    bits, llr, out = _simulate("16qam", "rayleigh-fast", 10.0, 4_000, seed=8)
+    mod = make_modulation("16qam")
+    assert torch.equal(Mapper("16qam")(bits), mod.map(bits)) and torch.equal(Mapper(mod)(bits), mod.map(bits))
+    y, noise_var = equalize(out)
+    assert torch.equal(Demapper("16qam")(y, noise_var), llr)
+    assert torch.equal(Demapper(mod, "maxlog")(y, noise_var), mod.demap(y, noise_var, method="maxlog"))
+    assert Mapper("qpsk").bits_per_symbol == Demapper("qpsk").bits_per_symbol == 2
+    # BPSK closed form: LLR = -4 Re(y) / sigma^2
+    assert torch.equal(Demapper("bpsk")(torch.tensor([[0.5 + 0j, -0.25 + 0j]]), 1.0), torch.tensor([[-2.0, 1.0]]))
+    with pytest.raises(ConfigError) as e:
+        Demapper("16qam", method="log-map")
+    assert e.value.field == "method"
+    with pytest.raises(ConfigError) as e:
+        Mapper("8psk")
+    assert e.value.field == "modulation"
 
 
 # ---- bad input -------------------------------------------------------------------

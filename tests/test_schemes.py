@@ -118,3 +118,27 @@ def test_content_ids_match_content(ladders, image):
     for a, b in itertools.combinations(range(len(outputs)), 2):
         same = torch.equal(outputs[a].x_hat, outputs[b].x_hat)
         assert (ids[a] == ids[b]) == same, (ids[a], ids[b])
+
+
+def test_defaults_of_a_scheme_made_by_hand(monkeypatch, tmp_path):
+    """Without a shared cache the scheme keeps its codec tables under $LINKSIM_CACHE; the codec
+    defaults to BPG (4:4:4) at full size only; one MCS needs no list; the stages are the public blocks."""
+    monkeypatch.setenv("LINKSIM_CACHE", str(tmp_path))
+    scheme = SeparateScheme("sep", Bandwidth(cpp=1.0), mcs=MCS("wifi-648-1/2", "qpsk"))
+    assert scheme.ladders.cache_dir == tmp_path
+    assert (scheme.codec, scheme.downscale, scheme.failure_fill) == ({"name": "bpg"}, [1], 0.5)
+    assert scheme.mcs == [MCS("wifi-648-1/2", "qpsk")]
+    from linksim.channel import equalize
+    from linksim.digital.ldpc import LDPCDecoder, LDPCEncoder
+    from linksim.digital.modulation import Demapper, Mapper
+
+    stages = scheme.stages(scheme.mcs[0])
+    assert isinstance(stages.encoder, LDPCEncoder) and stages.encoder.code.name == "wifi-648-1/2"
+    assert isinstance(stages.decoder, LDPCDecoder) and stages.decoder.backend == "numba" and stages.decoder.iterations == 20
+    assert isinstance(stages.mapper, Mapper) and isinstance(stages.demapper, Demapper) and stages.demapper.method == "app"
+    assert stages.mapper.modulation is stages.demapper.modulation is scheme.mcs[0].modulation
+    assert stages.equalizer is equalize
+    assert scheme.stages(scheme.mcs[0]).decoder is stages.decoder        # built once, kept
+    options = SeparateScheme("sep", Bandwidth(cpp=1.0), mcs=MCS("wifi-648-1/2", "qpsk"),
+                             decoder={"backend": "sionna", "iterations": 7}).stages(scheme.mcs[0]).decoder
+    assert (options.backend, options.iterations) == ("sionna", 7)

@@ -1,5 +1,9 @@
 """BPSK, QPSK and 16-QAM with Gray labelling, through Sionna's Mapper/Demapper.
 
+:class:`Modulation` holds one constellation; :class:`Mapper` and :class:`Demapper` are its two
+halves as blocks of the separate chain (callables with the same arithmetic as
+:meth:`Modulation.map` and :meth:`Modulation.demap`).
+
 .. code-block:: python
 
     import torch
@@ -13,6 +17,9 @@
     x_hat, nv = equalize(out)
     llr = mod.demap(x_hat, nv)                 # float32 [2, 1024]
     bits_hat = (llr > 0).float()               # LLR = ln P(b=1|y)/P(b=0|y)
+
+    # the same as blocks
+    llr = Demapper("16qam")(*equalize(make_channel("awgn")(Mapper("16qam")(bits), 15.0, g)))
 """
 
 from __future__ import annotations
@@ -20,11 +27,11 @@ from __future__ import annotations
 from numbers import Real
 
 import torch
-from sionna.phy.mapping import Constellation, Demapper, Mapper
+from sionna.phy import mapping as sionna_mapping
 
 from linksim.errors import ConfigError
 
-__all__ = ["Modulation", "make_modulation", "MODULATIONS"]
+__all__ = ["Demapper", "Mapper", "Modulation", "make_modulation", "MODULATIONS", "DEMAPPING_METHODS"]
 
 # name -> (Sionna constellation type, bits per symbol)
 MODULATIONS: dict[str, tuple[str, int]] = {
@@ -32,6 +39,8 @@ MODULATIONS: dict[str, tuple[str, int]] = {
     "qpsk": ("qam", 2),
     "16qam": ("qam", 4),
 }
+#: Demapping rules: exact APP, or Sionna's max-log approximation.
+DEMAPPING_METHODS = ("app", "maxlog")
 
 
 class Modulation:
@@ -64,17 +73,17 @@ class Modulation:
             raise ConfigError("modulation", name, "one of " + ", ".join(repr(n) for n in MODULATIONS))
         self.name = name
         self._ctype, self.bits_per_symbol = MODULATIONS[name]
-        self._blocks: dict[tuple[str, str, str], tuple[Mapper, Demapper]] = {}
+        self._blocks: dict[tuple[str, str, str], tuple[sionna_mapping.Mapper, sionna_mapping.Demapper]] = {}
 
     def __repr__(self) -> str:
         return f"Modulation({self.name!r}, bits_per_symbol={self.bits_per_symbol})"
 
-    def _get(self, device: torch.device, precision: str, method: str = "app") -> tuple[Mapper, Demapper]:
+    def _get(self, device: torch.device, precision: str, method: str = "app") -> tuple[sionna_mapping.Mapper, sionna_mapping.Demapper]:
         key = (str(device), precision, method)
         if key not in self._blocks:
-            const = Constellation(self._ctype, self.bits_per_symbol, precision=precision, device=key[0])
-            mapper = Mapper(constellation=const, precision=precision, device=key[0])
-            demapper = Demapper(method, constellation=const, precision=precision, device=key[0])
+            const = sionna_mapping.Constellation(self._ctype, self.bits_per_symbol, precision=precision, device=key[0])
+            mapper = sionna_mapping.Mapper(constellation=const, precision=precision, device=key[0])
+            demapper = sionna_mapping.Demapper(method, constellation=const, precision=precision, device=key[0])
             self._blocks[key] = (mapper, demapper)
         return self._blocks[key]
 
@@ -127,8 +136,7 @@ class Modulation:
         >>> mod.demap(torch.tensor([[0.5 + 0j]]), 1.0)      # -4*0.5/1
         tensor([[-2.]])
         """
-        if method not in ("app", "maxlog"):
-            raise ConfigError("method", method, "'app' or 'maxlog'")
+        _check_method(method)
         if not isinstance(y, torch.Tensor) or not y.is_complex() or y.dim() != 2:
             got = f"{y.dtype} tensor of shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
             raise ConfigError("y", got, "a complex tensor of shape [B, s]")
@@ -163,3 +171,70 @@ def make_modulation(name: str) -> Modulation:
     if key not in MODULATIONS:
         raise ConfigError("modulation", name, "one of 'bpsk', 'qpsk', '16qam'")
     return Modulation(key)
+
+
+def _check_method(method) -> None:
+    if method not in DEMAPPING_METHODS:
+        raise ConfigError("method", method, "'app' or 'maxlog'")
+
+
+def _modulation(modulation: Modulation | str) -> Modulation:
+    return modulation if isinstance(modulation, Modulation) else make_modulation(modulation)
+
+
+class Mapper:
+    """Bits to symbols, as a block of the separate chain (:meth:`Modulation.map`).
+
+    :param modulation: A :class:`Modulation` or its name (``"bpsk"`` | ``"qpsk"`` | ``"16qam"``).
+    :input bits: float32 (or int/bool) [B, N·m] with entries in {0, 1}, m = ``bits_per_symbol``;
+        bits ``m·i … m·i+m-1`` of a row form symbol i.
+    :output x: complex64 [B, N], unit average energy (E|x|² = 1), Gray labelling.
+    :raises ConfigError: field ``modulation`` for an unknown name, ``bits`` for a bad input.
+
+    >>> Mapper("qpsk")(torch.tensor([[0., 0., 1., 1.]]))
+    tensor([[ 0.7071+0.7071j, -0.7071-0.7071j]])
+    """
+
+    def __init__(self, modulation: Modulation | str):
+        self.modulation = _modulation(modulation)
+
+    @property
+    def bits_per_symbol(self) -> int:
+        return self.modulation.bits_per_symbol
+
+    def __call__(self, bits: torch.Tensor) -> torch.Tensor:
+        return self.modulation.map(bits)
+
+    def __repr__(self) -> str:
+        return f"Mapper({self.modulation.name!r})"
+
+
+class Demapper:
+    """Received symbols to bit LLRs, as a block of the separate chain (:meth:`Modulation.demap`).
+
+    :param modulation: A :class:`Modulation` or its name.
+    :param method: ``"app"`` (exact, default) or ``"maxlog"``.
+    :input y: complex64 [B, N], equalized symbols.
+    :input noise_var: σ² per complex symbol (after zero-forcing: σ²/|h|²), a positive float or a
+        float tensor of the same rank as ``y`` broadcastable to it (scalar, [B, 1] or [B, N]).
+    :output llr: float32 [B, N·m], LLR = ln P(b=1|y)/P(b=0|y) (positive means 1), bit order as
+        the :class:`Mapper`'s.
+    :raises ConfigError: field ``modulation``, ``method``, ``y`` or ``noise_var``.
+
+    >>> Demapper("bpsk")(torch.tensor([[0.5 + 0j]]), 1.0)      # -4·Re(y)/σ²
+    tensor([[-2.]])
+    """
+
+    def __init__(self, modulation: Modulation | str, method: str = "app"):
+        _check_method(method)
+        self.modulation, self.method = _modulation(modulation), method
+
+    @property
+    def bits_per_symbol(self) -> int:
+        return self.modulation.bits_per_symbol
+
+    def __call__(self, y: torch.Tensor, noise_var) -> torch.Tensor:
+        return self.modulation.demap(y, noise_var, self.method)
+
+    def __repr__(self) -> str:
+        return f"Demapper({self.modulation.name!r}, method={self.method!r})"

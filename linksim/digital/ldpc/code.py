@@ -1,4 +1,5 @@
-"""LDPC codes behind one small interface: :class:`LDPCCode`, :func:`get_code`, :func:`available_codes`.
+"""LDPC codes behind one small interface: :class:`LDPCCode`, :func:`get_code`, :func:`available_codes`,
+and the encoder as a block of the separate chain, :class:`LDPCEncoder`.
 
 Two families:
 
@@ -25,6 +26,8 @@ Example
 >>> u = torch.randint(0, 2, (4, code.k), generator=g).float()
 >>> c = code.encode(u)                    # [4, 648] float32 in {0, 1}
 >>> bool((c[:, :code.k] == u).all())
+True
+>>> bool((LDPCEncoder("wifi-648-1/2")(u) == c).all())      # the same encoder as a block
 True
 """
 
@@ -140,3 +143,41 @@ def available_codes() -> list[str]:
     accepted by :func:`get_code` without being listed here.
     """
     return [f"wifi-{n}-{r}" for n in sorted(WIFI_LIFTING) for r in WIFI_RATES]
+
+
+class LDPCEncoder:
+    """The LDPC encoder as a block of the separate chain: information words in, codewords out.
+
+    A thin callable around :meth:`LDPCCode.encode` (same arithmetic), so that the chain
+    encoder → mapper → channel → equalizer → demapper → decoder is made of blocks a user can
+    swap or wrap (see :class:`~linksim.digital.separate.SeparateScheme`).
+
+    :param code: An :class:`LDPCCode` or a code name for :func:`get_code`.
+    :input info: float32 [B, k] (or [..., k]) with entries in {0, 1}.
+    :output codeword: float32 [B, n] (or [..., n]) in {0, 1}, on ``info``'s device; systematic
+        for the Wi-Fi codes (``codeword[..., :k] == info``).
+    :raises ConfigError: field ``code`` for an unknown name, ``info`` for a wrong shape or dtype.
+
+    >>> enc = LDPCEncoder("wifi-648-1/2")
+    >>> enc(torch.zeros(2, enc.k)).shape
+    torch.Size([2, 648])
+    """
+
+    def __init__(self, code: LDPCCode | str):
+        self.code = code if isinstance(code, LDPCCode) else get_code(code)
+
+    @property
+    def k(self) -> int:
+        """Information bits per codeword."""
+        return self.code.k
+
+    @property
+    def n(self) -> int:
+        """Codeword length (bits)."""
+        return self.code.n
+
+    def __call__(self, info: torch.Tensor) -> torch.Tensor:
+        return self.code.encode(info)
+
+    def __repr__(self) -> str:
+        return f"LDPCEncoder({self.code.name!r})"

@@ -226,6 +226,10 @@ class LDPCDecoder:
                 ok = _syndrome_ok(self.code.H, c_hat)
         return info_hat.to(out_device, torch.float32).contiguous(), ok.to(out_device)
 
+    def __call__(self, llr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`decode`: the decoder as the last block of the separate chain (LLRs in, bits out)."""
+        return self.decode(llr)
+
     def _decode_pyldpc(self, llr: torch.Tensor) -> torch.Tensor:
         # pyldpc.decode() itself fails on codes whose numbers of distinct row and column
         # degrees differ (it multiplies two np.unique() arrays: pyldpc 0.7.9,

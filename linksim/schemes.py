@@ -1,0 +1,73 @@
+"""Schemes from the dicts a scenario's ``schemes:`` entries are written in.
+
+:func:`make_scheme` validates one entry exactly as a scenario file is validated (the same
+defaults, the same errors) and builds the scheme; :func:`build_scheme` builds an entry that is
+already validated (the runner's path). Both give the objects a scenario run uses, so a scheme
+made in a notebook sends the same bits as the same entry in a YAML file::
+
+    scheme = make_scheme({"type": "separate", "codec": {"name": "bpg", "chroma": "420"},
+                          "mcs": {"code": "wifi-1944-1/2", "modulation": "bpsk"}}, {"cpp": "1/16"})
+"""
+
+from __future__ import annotations
+
+from linksim.errors import ConfigError
+from linksim.link import Bandwidth, Scheme
+
+__all__ = ["build_scheme", "make_scheme"]
+
+#: The field prefix a scenario gives its first scheme's errors; a lone entry is called ``scheme``.
+_SCENARIO_FIELD = "schemes[0]"
+
+
+def build_scheme(spec: dict, bandwidth: Bandwidth, ladders=None) -> Scheme:
+    """The scheme of a *validated* entry (as :attr:`linksim.scenario.Scenario.schemes` holds).
+
+    :param spec: A validated scheme entry (``type`` one of separate, capacity, deepjscc, linear).
+    :param bandwidth: The budget of an image.
+    :param ladders: A :class:`~linksim.digital.separate.LadderCache` shared by the codec schemes of a
+        run; None: each codec scheme gets its own (on disk under ``$LINKSIM_CACHE``).
+    """
+    if spec["type"] == "deepjscc":
+        from linksim.jscc.scheme import DeepJSCCScheme
+
+        return DeepJSCCScheme(spec["name"], bandwidth, spec["model"], device=spec.get("device"))
+    if spec["type"] == "linear":
+        from linksim.jscc.linear import LinearScheme
+
+        return LinearScheme(spec["name"], bandwidth, spec["basis"], spec["variances"])
+    common = dict(name=spec["name"], bandwidth=bandwidth, codec=spec["codec"], downscale=spec["downscale"],
+                  ladders=ladders, failure_fill=spec["failure_fill"])
+    if spec["type"] == "separate":
+        from linksim.digital.mcs import MCS
+        from linksim.digital.separate import SeparateScheme
+
+        return SeparateScheme(mcs=[MCS(m["code"], m["modulation"]) for m in spec["mcs"]], decoder=spec["decoder"], **common)
+    from linksim.digital.capacity import CapacityScheme
+
+    return CapacityScheme(**common)
+
+
+def make_scheme(spec: dict, bandwidth: Bandwidth | dict, ladders=None) -> Scheme:
+    """Validate one scenario-style scheme entry and build it.
+
+    :param spec: A mapping as under ``schemes:`` in a scenario file, e.g.
+        ``{"type": "deepjscc", "model": "deepjscc-awgn-r1_48"}`` (``name`` defaults to the type).
+    :param bandwidth: A :class:`~linksim.link.Bandwidth` or the scenario's mapping
+        (``{"cpp": "1/16"}`` or ``{"bcr": 1/48}``).
+    :param ladders: As :func:`build_scheme`.
+    :raises ConfigError: as a scenario file would, the field named from ``scheme`` (``scheme.mcs``).
+    """
+    from linksim.scenario import _bandwidth, _scheme
+
+    if isinstance(bandwidth, Bandwidth):
+        bandwidth = {"cpp": bandwidth.cpp} if bandwidth.cpp is not None else {"bcr": bandwidth.bcr}
+    try:
+        bandwidth = _bandwidth(bandwidth)
+        validated = _scheme(spec, 0, bandwidth)
+    except ConfigError as error:
+        field = error.field
+        if field.startswith(_SCENARIO_FIELD):
+            field = "scheme" + field[len(_SCENARIO_FIELD):]
+        raise ConfigError(field, error.value, error.allowed) from None
+    return build_scheme(validated, Bandwidth(**bandwidth), ladders)
