@@ -126,7 +126,8 @@ def _snr_grid(value) -> list[float]:
     return grid
 
 
-def _bandwidth(value) -> dict:
+def validate_bandwidth(value) -> dict:
+    """A scenario's ``bandwidth`` mapping, checked: ``{"cpp": x}`` or ``{"bcr": x}`` with x a number or fraction."""
     allowed = "{cpp: value in (0, 3]} or {bcr: value in (0, 1]} (fractions like 1/16 allowed)"
     if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in ("cpp", "bcr"):
         raise ConfigError("bandwidth", value, allowed)
@@ -206,13 +207,13 @@ def _checkpoint_digest(model: str) -> str:
     return zoo.files_digest(zoo.resolve(model) / zoo.WEIGHTS)
 
 
-def _scheme(value, index: int, bandwidth: dict) -> dict:
+def validate_scheme(value, bandwidth: dict, where: str = "scheme") -> dict:
+    """One ``schemes:`` entry checked and completed with its defaults (errors name ``where``)."""
     from linksim.digital.codecs import make_codec
     from linksim.digital.ldpc import get_code
     from linksim.digital.modulation import make_modulation
     from linksim.digital.source import validate_downscale
 
-    where = f"schemes[{index}]"
     if not isinstance(value, dict):
         raise ConfigError(where, value, "a mapping with at least 'name' and 'type'")
     kind = value.get("type")
@@ -313,8 +314,8 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
     schemes = raw.get("schemes")
     if not isinstance(schemes, list) or not schemes:
         raise ConfigError("schemes", schemes, "a non-empty list of schemes")
-    bandwidth = _bandwidth(raw.get("bandwidth"))  # before the schemes: a deepjscc checkpoint must match its ρ
-    parsed = [_scheme(s, i, bandwidth) for i, s in enumerate(schemes)]
+    bandwidth = validate_bandwidth(raw.get("bandwidth"))  # before the schemes: a deepjscc checkpoint must match its ρ
+    parsed = [validate_scheme(s, bandwidth, f"schemes[{i}]") for i, s in enumerate(schemes)]
     names = [s["name"] for s in parsed]
     if len(set(names)) != len(names):
         raise ConfigError("schemes", names, "distinct scheme names")

@@ -11,14 +11,9 @@ made in a notebook sends the same bits as the same entry in a YAML file::
 
 from __future__ import annotations
 
-from linksim.errors import ConfigError
 from linksim.link import Bandwidth, Scheme
 
 __all__ = ["build_scheme", "make_scheme"]
-
-#: The field prefix a scenario gives its first scheme's errors; a lone entry is called ``scheme``.
-_SCENARIO_FIELD = "schemes[0]"
-
 
 def build_scheme(spec: dict, bandwidth: Bandwidth, ladders=None) -> Scheme:
     """The scheme of a *validated* entry (as :attr:`linksim.scenario.Scenario.schemes` holds).
@@ -58,16 +53,10 @@ def make_scheme(spec: dict, bandwidth: Bandwidth | dict, ladders=None) -> Scheme
     :param ladders: As :func:`build_scheme`.
     :raises ConfigError: as a scenario file would, the field named from ``scheme`` (``scheme.mcs``).
     """
-    from linksim.scenario import _bandwidth, _scheme
+    from linksim.scenario import validate_bandwidth, validate_scheme
 
     if isinstance(bandwidth, Bandwidth):
         bandwidth = {"cpp": bandwidth.cpp} if bandwidth.cpp is not None else {"bcr": bandwidth.bcr}
-    try:
-        bandwidth = _bandwidth(bandwidth)
-        validated = _scheme(spec, 0, bandwidth)
-    except ConfigError as error:
-        field = error.field
-        if field.startswith(_SCENARIO_FIELD):
-            field = "scheme" + field[len(_SCENARIO_FIELD):]
-        raise ConfigError(field, error.value, error.allowed) from None
+    bandwidth = validate_bandwidth(bandwidth)
+    validated = validate_scheme(spec, bandwidth, where="scheme")
     return build_scheme(validated, Bandwidth(**bandwidth), ladders)
