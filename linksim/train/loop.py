@@ -222,6 +222,7 @@ class TrainLoop:
         self._flush()
         write(final)
         if not final:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
             save_train_state(self.state_dir, self.step, self.opt, self.gen, self.history, model=self.weights)
 
     def finish(self, write: Callable[[bool], None], keep_state: bool,
