@@ -10,7 +10,7 @@ the same weights as an uninterrupted one (same machine and thread count).
 Per step the draws are: the crops (:class:`~linksim.crops.PatchSampler`), the SNRs, then
 the channel noise inside the model's forward pass.
 
-Output folder (DESIGN.md §6): ``model.safetensors``, ``config.json`` (architecture +
+Output folder (docs/ARCHITECTURE.md §6): ``model.safetensors``, ``config.json`` (architecture +
 training settings + validation numbers), ``MODEL_CARD.md``; while training also
 ``train_state.safetensors`` (optimizer moments, step, generator state), removed at the end
 unless ``keep_state``.

@@ -22,7 +22,7 @@ is a linksim checkpoint (``model.safetensors``, ``config.json`` of kind ``inn``,
 ``MODEL_CARD.md``) that loads by name with :func:`linksim.zoo.load_inn`.
 
 This module composes ``jscc`` (pair generation) with ``restore`` (the INN): it lives in the
-training package, one floor above both (DESIGN.md §3).
+training package, one floor above both (docs/ARCHITECTURE.md §3).
 """
 
 from __future__ import annotations

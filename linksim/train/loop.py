@@ -28,7 +28,6 @@ Usage::
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import platform

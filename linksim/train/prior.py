@@ -17,7 +17,7 @@ and ends with the same weights as an uninterrupted one (same machine, device and
 count). Rerunning with other settings is refused.
 
 Output folder — a diffusers pipeline folder (``DDPMPipeline.from_pretrained`` loads it,
-:func:`linksim.restore.load_prior` too) plus linksim's checkpoint files (DESIGN.md §6)::
+:func:`linksim.restore.load_prior` too) plus linksim's checkpoint files (docs/ARCHITECTURE.md §6)::
 
     model_index.json                          the diffusers pipeline index (DDPMPipeline)
     unet/config.json                          the UNet2DModel architecture
