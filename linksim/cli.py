@@ -51,20 +51,21 @@ def _command_line(args: argparse.Namespace) -> str:
     return "linksim " + shlex.join(getattr(args, "argv", sys.argv[1:]))
 
 
-def _train(args: argparse.Namespace, settings_class, train, **options):
-    """Build the settings from the parsed flags and run ``train``; returns ``(settings, record)``."""
+def _train(args: argparse.Namespace, train, **options):
+    """Build the settings of ``linksim train <args.model>`` from the parsed flags and run ``train``;
+    returns ``(settings, record)``."""
     from linksim.train.flags import settings_from_args
 
-    settings = settings_from_args(settings_class, args)
+    settings = settings_from_args(settings_class(args.model), args)
     record = train(settings, args.out, command=_command_line(args), progress=not args.quiet,
                    keep_state=args.keep_state, **options)
     return settings, record
 
 
 def _train_deepjscc(args: argparse.Namespace) -> int:
-    from linksim.train.deepjscc import DeepJSCCSettings, train_deepjscc
+    from linksim.train.deepjscc import train_deepjscc
 
-    settings, meta = _train(args, DeepJSCCSettings, train_deepjscc, device=args.device)
+    settings, meta = _train(args, train_deepjscc, device=args.device)
     print(f"{args.out}: step {meta['step']} of {settings.steps}, {meta['wall_seconds'] / 60:.1f} min")
     return 0
 
@@ -78,17 +79,17 @@ def _train_linear_basis(args: argparse.Namespace) -> int:
 
 
 def _train_prior(args: argparse.Namespace) -> int:
-    from linksim.train.prior import PriorSettings, train_prior
+    from linksim.train.prior import train_prior
 
-    settings, meta = _train(args, PriorSettings, train_prior, device=args.device, samples=args.samples)
+    settings, meta = _train(args, train_prior, device=args.device, samples=args.samples)
     print(f"{args.out}: step {meta['step']} of {settings.steps}, {meta['wall_seconds'] / 60:.1f} min")
     return 0
 
 
 def _train_inn(args: argparse.Namespace) -> int:
-    from linksim.train.inn import INNSettings, train_inn
+    from linksim.train.inn import train_inn
 
-    settings, meta = _train(args, INNSettings, train_inn)
+    settings, meta = _train(args, train_inn)
     print(f"{args.out}: step {meta['step']} of {settings.steps}, {meta['wall_seconds'] / 60:.1f} min")
     for row in meta.get("evaluation", {}).get("rows", []):
         print(f"SNR {row['snr_db']:6.1f} dB   INN coarse MSE {row['inn_mse']:.5f}   linear A {row['linear_mse']:.5f}"
@@ -97,9 +98,9 @@ def _train_inn(args: argparse.Namespace) -> int:
 
 
 def _train_diffjscc_base(args: argparse.Namespace) -> int:
-    from linksim.train.diffjscc_base import BaseSettings, train_base
+    from linksim.train.diffjscc_base import train_base
 
-    settings, record = _train(args, BaseSettings, train_base, device=args.device)
+    settings, record = _train(args, train_base, device=args.device)
     vae, unet = record.get("vae", {}), record.get("unet", {})
     print(f"{args.out}: VAE step {vae.get('step', 0)} of {settings.vae_steps}"
           + (f" (crop PSNR {vae['crop_psnr_db']} dB)" if "crop_psnr_db" in vae else "")
@@ -108,9 +109,9 @@ def _train_diffjscc_base(args: argparse.Namespace) -> int:
 
 
 def _train_diffjscc_control(args: argparse.Namespace) -> int:
-    from linksim.train.diffjscc_control import ControlSettings, train_control
+    from linksim.train.diffjscc_control import train_control
 
-    settings, record = _train(args, ControlSettings, train_control, device=args.device)
+    settings, record = _train(args, train_control, device=args.device)
     loss = record.get("final_loss")
     print(f"{args.out}: step {record['step']} of {settings.steps}, {record['wall_seconds'] / 60:.1f} min"
           + (f", final loss {loss:.4g}" if loss is not None else ""))
