@@ -164,7 +164,7 @@ class TrainLoop:
         self.history = [] if history is None else history
         self.elapsed, self.loss_history, self.loss_digits = elapsed, loss_history, loss_digits
         self.save_at_stop = save_at_stop
-        self.step, self.session = 0, 0
+        self.step = 0
         self._loss_sum, self._loss_n = 0.0, 0
         self.resumed = (self.state_dir / STATE).exists()
         if self.resumed:
@@ -179,8 +179,10 @@ class TrainLoop:
             postfix: Callable[[float], dict] | None = None) -> int:
         """Train until ``steps`` or until this call has run ``stop_after`` steps; returns the
         steps this call ran. A resumable save is due every ``save_every`` steps before the
-        last, and when this call stops early (``save_at_stop``); the time ``after_step`` takes is not counted in
-        :attr:`elapsed` (wall time of training proper)."""
+        last, and when this call stops early (``save_at_stop``). The time ``after_step``
+        takes is not counted in :attr:`elapsed` (the wall time of training proper).
+
+        The progress bar is :attr:`bar` while the call runs (``after_step`` may write to it)."""
         from tqdm.auto import tqdm
 
         bar = tqdm(total=self.steps, initial=self.step, desc=desc, unit="step", disable=not progress,
@@ -203,10 +205,10 @@ class TrainLoop:
             if after_step is not None:
                 after_step(self)
                 t0 = time.perf_counter()
-            if self.step % self.save_every == 0 and self.step < self.steps or self.save_at_stop and session == stop_after:
+            stopping = session == stop_after
+            if self.step % self.save_every == 0 and self.step < self.steps or stopping and self.save_at_stop:
                 self.save(write, final=False)
         bar.close()
-        self.session = session
         return session
 
     def _flush(self) -> None:
