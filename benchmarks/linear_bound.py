@@ -80,7 +80,7 @@ def main() -> int:
     import torch
 
     from linksim.data import load_images
-    from linksim.jscc.training import evaluate
+    from linksim.train.deepjscc import evaluate
     from linksim.zoo import available, load_deepjscc
 
     fit = np.concatenate([patches(it.pixels) for it in load_images(DATA / "train_natural" / "bsd200", limit=args.fit_images)])

@@ -73,7 +73,7 @@ def prior_images(tmp_path_factory, photo) -> Path:
 @pytest.fixture(scope="session")
 def tiny_prior(tmp_path_factory, prior_images) -> Path:
     """A 16×16 diffusion prior (UNet 8/16 channels) trained for 2 steps by ``train_prior``."""
-    from linksim.restore.training import PriorSettings, train_prior
+    from linksim.train.prior import PriorSettings, train_prior
 
     settings = PriorSettings(data=[str(prior_images)], size=16, channels=(8, 16), layers_per_block=1,
                              attention_res=0, steps=2, batch=2)

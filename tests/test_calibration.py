@@ -1,4 +1,4 @@
-"""σ_y calibration (linksim.calibration) and the measured σ_y table (SigmaYTable)."""
+"""σ_y calibration (linksim.train.sigma_y) and the measured σ_y table (SigmaYTable)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from linksim.calibration import format_sigma_y, measure_sigma_y
+from linksim.train.sigma_y import format_sigma_y, measure_sigma_y
 from linksim.errors import ConfigError
 from linksim.restore.ddnm import SigmaYTable
 

@@ -153,3 +153,135 @@ def test_models_lists_the_shipped_diffjscc_base_and_control_modules(capsys):
     assert "VAE f = 4" in lines["diffjscc-base-natural"]
     assert "spatial + SNR" in lines["diffjscc-control-r1_192"]
     assert "spatial only" in lines["diffjscc-control-r1_192-spatial"]
+
+
+# ----------------------------------------------------------------------------- train flags from the settings
+
+TRAINERS = ["deepjscc", "prior", "inn", "diffjscc-base", "diffjscc-control"]
+#: every flag `linksim train X` accepted before the flags were generated from the settings
+FLAGS_IN_USE = {
+    "deepjscc": "--bcr --channel --snr-range --loss --lpips-weight --arch --af-gate --linear-path --data --val-data "
+                "--steps --batch --crop --lr --seed --widths --save-every --init --float32 --val-every --device "
+                "--out --keep-state --command-line --quiet",
+    "prior": "--data --size --channels --layers-per-block --attention-res --steps --batch --lr --ema --seed "
+             "--save-every --bf16 --device --samples --out --keep-state --command-line --quiet",
+    "inn": "--deepjscc --data --val-data --snr-range --commin --channel --size --levels --pairs --width --blocks "
+           "--detail-weight --steps --batch --lr --seed --save-every --out --keep-state --command-line --quiet",
+    "diffjscc-base": "--data --crop --vae-channels --latent-channels --vae-layers --kl-weight --vae-steps --vae-batch "
+                     "--vae-lr --unet-channels --unet-layers --text-dim --unet-steps --unet-batch --unet-lr --ema "
+                     "--seed --save-every --bf16 --device --out --keep-state --command-line --quiet",
+    "diffjscc-control": "--deepjscc --base --data --snr-range --channel --size --steps --batch --lr --seed "
+                        "--save-every --device --no-snr --out --keep-state --command-line --quiet",
+}
+
+
+def _subparser(*path: str):
+    from linksim.cli import build_parser
+
+    parser = build_parser()
+    for name in path:
+        action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+        parser = action.choices[name]
+    return parser
+
+
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_every_setting_has_a_flag_with_its_default_and_a_help(trainer):
+    import dataclasses
+
+    from linksim.cli import settings_class
+
+    cls = settings_class(trainer)
+    actions = {a.dest: a for a in _subparser("train", trainer)._actions}
+    for f in dataclasses.fields(cls):
+        action = actions[f.name]  # KeyError: a setting without a flag
+        assert action.help and action.help.strip(), f.name
+        if f.default is not dataclasses.MISSING:
+            assert action.default == f.default and not action.required, f.name
+        elif f.default_factory is not dataclasses.MISSING:
+            assert action.default == f.default_factory(), f.name
+        else:
+            assert action.required, f.name
+
+
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_every_flag_in_use_is_still_accepted(trainer):
+    flags = {s for a in _subparser("train", trainer)._actions for s in a.option_strings}
+    assert set(FLAGS_IN_USE[trainer].split()) <= flags
+
+
+@pytest.mark.parametrize("path", [("train", t) for t in TRAINERS + ["linear-basis"]]
+                         + [("eval", "deepjscc"), ("calibrate", "sigma-y"), ("run",)])
+def test_help_of_every_subcommand(path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*path, "--help"])
+    assert exit_.value.code == 0 and "usage: linksim " + " ".join(path) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("trainer, required", [
+    ("deepjscc", ["--bcr", "1/48", "--data", "d"]),
+    ("prior", ["--data", "d"]),
+    ("inn", ["--deepjscc", "m", "--data", "d"]),
+    ("diffjscc-base", ["--data", "d"]),
+])
+def test_flags_left_out_give_the_default_settings(trainer, required):
+    """The settings built from the parsed flags equal the dataclass's own defaults (tuples stay tuples)."""
+    from linksim.cli import build_parser, settings_class
+    from linksim.train.flags import settings_from_args
+
+    cls = settings_class(trainer)
+    args = build_parser().parse_args(["train", trainer, *required, "--out", "o"])
+    given = {"bcr": 1 / 48, "data": ["d"], "deepjscc": "m"}
+    expected = cls(**{k: v for k, v in given.items() if k in cls.__dataclass_fields__})
+    assert settings_from_args(cls, args).to_dict() == expected.to_dict()
+
+
+def test_inverted_and_typed_flags_reach_the_settings():
+    from linksim.cli import build_parser
+    from linksim.train.deepjscc import DeepJSCCSettings
+    from linksim.train.flags import settings_from_args
+    from linksim.train.inn import INNSettings
+
+    args = build_parser().parse_args(["train", "deepjscc", "--bcr", "1/12", "--data", "a", "b", "--float32",
+                                      "--snr-range", "0", "10", "--widths", "8", "16", "--out", "o"])
+    s = settings_from_args(DeepJSCCSettings, args)
+    assert (s.bcr, s.data, s.bf16, s.snr_range, s.widths) == (1 / 12, ["a", "b"], False, (0.0, 10.0), (8, 16))
+    args = build_parser().parse_args(["train", "inn", "--deepjscc", "m", "--data", "d", "--commin",
+                                      "--snr-range", "1", "1", "--out", "o"])
+    s = settings_from_args(INNSettings, args)
+    assert not s.conditional and s.snr_range == (1.0, 1.0)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "deepjscc", "--bcr", "0", "--data", "d", "--out", "o"])
+
+
+def _makefile_commands() -> list[list[str]]:
+    """Every `linksim train|eval|calibrate` command of the Makefile, its make variables expanded."""
+    import re
+    import shlex
+
+    text = (Path(__file__).parents[1] / "Makefile").read_text().replace("\\\n", " ")
+    variables = dict(re.findall(r"^(\w+)\s*[:?]?=\s*(.*)$", text, flags=re.M))
+    commands = []
+    for line in text.splitlines():
+        if re.match(r"^\w+\s*[:?]?=", line):
+            continue
+        for _ in range(3):  # variables inside variables
+            line = re.sub(r"\$\((\w+)\)", lambda m: variables.get(m.group(1), m.group(0)), line)
+        line = line.replace("$$(seq -5 15)", "-5 0 15").replace("$$", "")
+        commands += [shlex.split(m) for m in re.findall(r"linksim ((?:train|eval|calibrate) [^;]*)", line)]
+    return commands
+
+
+def test_every_makefile_training_line_parses():
+    from linksim.cli import build_parser, settings_class
+    from linksim.train.flags import settings_from_args
+
+    commands = _makefile_commands()
+    assert {c[1] for c in commands if c[0] == "train"} == {*TRAINERS, "linear-basis"}
+    for argv in commands:
+        args = build_parser().parse_args(argv)
+        if argv[0] == "train" and argv[1] in TRAINERS and argv[1] != "diffjscc-control":  # control reads its base
+            settings_from_args(settings_class(argv[1]), args)
+    first = build_parser().parse_args(next(c for c in commands if c[:2] == ["train", "deepjscc"]))
+    assert (first.bcr, first.steps, first.val_every, first.seed, first.snr_range) == (1 / 48, 8000, 4000, 1,
+                                                                                      [-5.0, 15.0])

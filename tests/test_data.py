@@ -238,3 +238,63 @@ def test_square_resize_keeps_a_constant_image_constant_and_a_fitting_square_unch
 def test_square_resize_refuses_a_bad_size(value):
     with pytest.raises(ConfigError, match="resize"):
         square_resize(ImageItem("x", np.zeros((8, 8, 3), np.uint8)), value)
+
+
+# ----------------------------------------------------------------------------- training crops
+
+def _coded_image(folder, name, h, w):
+    """An image whose pixels are all different: (row, column, row + column) mod 256."""
+    rows, cols = np.mgrid[:h, :w]
+    pixels = np.stack([rows % 256, cols % 256, (rows * 7 + cols) % 256], axis=-1).astype(np.uint8)
+    Image.fromarray(pixels).save(folder / name)
+    return pixels
+
+
+def test_patch_sampler_draws_index_then_window_and_both_flips(tmp_path):
+    from linksim.crops import PatchSampler
+
+    pixels = _coded_image(tmp_path, "a.png", 40, 50)
+    _coded_image(tmp_path, "small.png", 10, 10)  # smaller than the crop: left out
+    sampler = PatchSampler([str(tmp_path)], crop=16)
+    assert len(sampler) == 1 and sampler.skipped == 1
+    gen = torch.Generator().manual_seed(3)
+    twin = torch.Generator().manual_seed(3)
+    x = sampler.sample(6, gen)
+    assert x.shape == (6, 3, 16, 16) and x.dtype == torch.float32
+    # the draws, in their fixed order: image indices, then (top, left, h-flip, v-flip) per crop
+    assert torch.randint(1, (6,), generator=twin).tolist() == [0] * 6
+    for b, (u_top, u_left, u_h, u_v) in enumerate(torch.rand(6, 4, generator=twin).tolist()):
+        top, left = int(u_top * (40 - 16 + 1)), int(u_left * (50 - 16 + 1))
+        patch = pixels[top:top + 16, left:left + 16]
+        patch = patch[:, ::-1] if u_h < 0.5 else patch
+        patch = patch[::-1] if u_v < 0.5 else patch
+        assert torch.equal(x[b], torch.from_numpy(patch.copy()).permute(2, 0, 1).float() / 255)
+    assert torch.equal(gen.get_state(), twin.get_state())  # nothing else drawn
+
+
+def test_patch_sampler_refuses_a_crop_larger_than_every_image(tmp_path):
+    from linksim.crops import PatchSampler
+
+    _coded_image(tmp_path, "a.png", 20, 20)
+    with pytest.raises(ConfigError, match="crop"):
+        PatchSampler([str(tmp_path)], crop=32)
+
+
+def test_resized_crops_resize_the_shorter_side_and_flip_only_horizontally(tmp_path):
+    from linksim.crops import ResizedCrops
+
+    _coded_image(tmp_path, "a.png", 40, 80)
+    crops = ResizedCrops([str(tmp_path)], size=20)
+    assert crops.images[0].shape == (3, 20, 40)  # shorter side 40 → 20, the aspect kept
+    kept = ResizedCrops([str(tmp_path)], size=20, keep_scale=True)
+    assert kept.images[0].shape == (3, 40, 80)  # large enough: its own scale
+    assert ResizedCrops([str(tmp_path)], size=64, keep_scale=True).images[0].shape == (3, 64, 128)  # upscaled
+    gen, twin = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    x = kept.sample(8, gen)
+    torch.randint(1, (8,), generator=twin)
+    image = kept.images[0]
+    for b, (u_top, u_left, u_flip) in enumerate(torch.rand(8, 3, generator=twin).tolist()):
+        top, left = int(u_top * (40 - 20 + 1)), int(u_left * (80 - 20 + 1))
+        patch = image[:, top:top + 20, left:left + 20]
+        assert torch.equal(x[b], (patch.flip(2) if u_flip < 0.5 else patch).float() / 255)
+    assert torch.equal(gen.get_state(), twin.get_state())

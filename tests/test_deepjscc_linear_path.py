@@ -21,7 +21,7 @@ from linksim.channel import make_channel
 from linksim.errors import ConfigError
 from linksim.jscc.linear import DEFAULT_BASIS, lee_petersen_powers, load_linear_basis, to_blocks, from_blocks
 from linksim.jscc.models import DeepJSCC, DeepJSCCConfig
-from linksim.jscc.training import TrainSettings, train_deepjscc
+from linksim.train.deepjscc import DeepJSCCSettings, train_deepjscc
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +84,11 @@ def test_linear_path_config_is_checked_and_old_configs_mean_none():
     with pytest.raises(ConfigError, match="linear_path"):
         DeepJSCC(DeepJSCCConfig(latent_channels=32)).init_linear_path(None)
     with pytest.raises(ConfigError, match="linear_path"):
-        TrainSettings(bcr=1 / 48, data=["x"], arch="bourtsoulatze", linear_path=DEFAULT_BASIS)
+        DeepJSCCSettings(bcr=1 / 48, data=["x"], arch="bourtsoulatze", linear_path=DEFAULT_BASIS)
 
 
 def test_training_with_a_linear_path_resumes_bit_for_bit(image_dir, tmp_path, same_threads):
-    settings = TrainSettings(bcr=1 / 48, data=[str(image_dir)], widths=(8, 8, 8, 8), crop=32, batch=2, steps=4,
+    settings = DeepJSCCSettings(bcr=1 / 48, data=[str(image_dir)], widths=(8, 8, 8, 8), crop=32, batch=2, steps=4,
                              save_every=2, bf16=False, seed=3, linear_path=DEFAULT_BASIS)
     train_deepjscc(settings, tmp_path / "full", progress=False)
     full = load_file(str(tmp_path / "full" / "model.safetensors"))

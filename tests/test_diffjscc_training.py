@@ -12,11 +12,11 @@ pytest.importorskip("diffusers")
 from diffjscc_tiny import save_tiny_base, tiny_unet, tiny_vae, write_gradient_images  # noqa: E402
 from diffusers import DDPMScheduler  # noqa: E402
 
-from linksim import diffjscc_training  # noqa: E402
-from linksim.diffjscc_training import TRAINING_JSON, ControlSettings, train_control  # noqa: E402
+from linksim.train import diffjscc_control  # noqa: E402
+from linksim.train.diffjscc_control import TRAINING_JSON, ControlSettings, train_control  # noqa: E402
 from linksim.errors import ConfigError  # noqa: E402
 from linksim.restore.diffjscc import DiffJSCCPipeline  # noqa: E402
-from linksim.train_common import STATE  # noqa: E402
+from linksim.train.state import STATE  # noqa: E402
 
 DEEPJSCC = "deepjscc-awgn-r1_192"   # downsampling 16
 SIZE = 16                          # tiny VAE halves it → 8×8 latents
@@ -56,13 +56,13 @@ def control_state(folder) -> dict:
 
 def test_trains_control_only_base_frozen_and_loads(base, data, tmp_path, monkeypatch):
     pipes = []
-    build = diffjscc_training._build_pipeline
+    build = diffjscc_control._build_pipeline
 
     def spy(s, device):
         pipes.append(build(s, device))
         return pipes[-1]
 
-    monkeypatch.setattr(diffjscc_training, "_build_pipeline", spy)
+    monkeypatch.setattr(diffjscc_control, "_build_pipeline", spy)
     out = tmp_path / "ctrl"
     record = train_control(settings(base, data), out, progress=False)
     assert record["step"] == 4 and math_finite(record["final_loss"]) and not (out / STATE).exists()

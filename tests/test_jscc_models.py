@@ -29,7 +29,7 @@ from linksim.jscc.models import (
     latent_channels_for,
     mmse_estimate,
 )
-from linksim.jscc.training import TrainSettings, evaluate, train_deepjscc, write_model_card
+from linksim.train.deepjscc import DeepJSCCSettings, evaluate, model_card, train_deepjscc
 
 F = torch.nn.functional
 TINY = dict(widths=(8, 8), same_layers=1)
@@ -524,10 +524,10 @@ def test_gdn_parameter_below_the_bound_only_moves_up():
 
 
 # ----------------------------------------------------------------------------- training
-def _settings(image_dir: Path, **changes) -> TrainSettings:
+def _settings(image_dir: Path, **changes) -> DeepJSCCSettings:
     base = dict(bcr=1 / 24, data=[str(image_dir)], widths=(8, 8), crop=16, batch=2, steps=4, save_every=2,
                 val_data=[str(image_dir)], val_every=2, val_snrs=(0.0, 10.0), bf16=False, seed=3)
-    return TrainSettings(**{**base, **changes})
+    return DeepJSCCSettings(**{**base, **changes})
 
 
 def _no_leftovers(parent: Path) -> list[str]:
@@ -752,4 +752,4 @@ def test_shipped_model_cards_say_what_their_config_says(name):
     """A card is generated from config.json; one edited by hand, or left behind by a change to the card
     format (the AF gate once went missing from four of them), no longer matches."""
     folder = SHIPPED / name
-    assert (folder / "MODEL_CARD.md").read_text() == write_model_card(zoo.read_config(folder), name)
+    assert (folder / "MODEL_CARD.md").read_text() == model_card(zoo.read_config(folder), name).text()

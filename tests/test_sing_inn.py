@@ -13,7 +13,7 @@ from conftest import shared_data
 from linksim import zoo
 from linksim.data import load_images, square_resize, to_tensor
 from linksim.errors import ConfigError
-from linksim.inn_training import INNSettings, evaluate_inn, train_inn
+from linksim.train.inn import INNSettings, evaluate_inn, train_inn
 from linksim.restore import DDNMRestorer
 from linksim.restore.inn import ConditionalINN, ConditionalINNConfig
 from linksim.restore.registry import validate_spec

@@ -13,7 +13,9 @@ from linksim import zoo
 from linksim.cli import main
 from linksim.errors import ConfigError
 from linksim.restore import inspect_prior, load_prior
-from linksim.restore.training import STATE, PriorSettings, ResizedCrops, train_prior
+from linksim.crops import ResizedCrops
+from linksim.train.prior import PriorSettings, train_prior
+from linksim.train.state import STATE
 
 
 def tiny_settings(prior_images, **changes) -> PriorSettings:

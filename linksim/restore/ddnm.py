@@ -36,7 +36,7 @@ prior's last x̂₀, which need not satisfy A x̃ = y.
 image units is doubled (as DDNM does). It is the caller's ``sigma_y=`` when given;
 otherwise, where the receiver knows the SNR and a ``sigma_y_rule`` is given,
 ``sigma_y_rule(snr_db)`` — a :class:`SigmaYTable` *measured* on (x, x̂) pairs (``linksim
-calibrate``, :mod:`linksim.calibration`), or :func:`sigma_y_from_snr`, a *heuristic* for
+calibrate``, :mod:`linksim.train.sigma_y`), or :func:`sigma_y_from_snr`, a *heuristic* for
 DeepJSCC outputs (their error is not additive white noise; measured errors are 2–4× it);
 without either, σ_y = 0 (plain DDNM) — the default, as in a scenario's ``sigma_y: null``.
 """

@@ -15,21 +15,20 @@ records them).
 SNR-conditioned (SING-INN): SNR uniform in ``snr_range``. CommIN: one SNR
 (``snr_range = (s, s)``) and ``conditional = False``.
 
-Every draw (crops, flips, SNRs, channel noise) comes from one seeded CPU generator saved
-with the optimizer state in ``train_state.safetensors``; rerunning the command resumes
-and ends with the same weights as an uninterrupted run. The output folder is a linksim
-checkpoint (``model.safetensors``, ``config.json`` of kind ``inn``, ``MODEL_CARD.md``) that
-loads by name with :func:`linksim.zoo.load_inn`.
+Every draw (per step: crops and flips, SNRs, channel noise) comes from one seeded CPU
+generator saved with the optimizer state in ``train_state.safetensors``; rerunning the
+command resumes and ends with the same weights as an uninterrupted run. The output folder
+is a linksim checkpoint (``model.safetensors``, ``config.json`` of kind ``inn``,
+``MODEL_CARD.md``) that loads by name with :func:`linksim.zoo.load_inn`.
 
-This module composes ``jscc`` (pair generation) with ``restore`` (the INN): it lives one
-floor above both (DESIGN.md §3), as :mod:`linksim.calibration` does.
+This module composes ``jscc`` (pair generation) with ``restore`` (the INN): it lives in the
+training package, one floor above both (docs/ARCHITECTURE.md §3).
 """
 
 from __future__ import annotations
 
 import math
-import platform
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -38,13 +37,16 @@ import torch.nn.functional as F
 
 from linksim import zoo
 from linksim.channel import make_channel
+from linksim.crops import ResizedCrops
 from linksim.errors import ConfigError
 from linksim.restore.inn import ConditionalINN, ConditionalINNConfig
 from linksim.seeding import point_generator
-from linksim.train_common import (STATE, RunProgress, cosine_lr, descend, finish_training, load_train_state,
-                                  save_train_state)
+from linksim.train.cards import ModelCard, command_row, wall_time_row
+from linksim.train.flags import setting
+from linksim.train.loop import TrainLoop, machine_words, parameter_count
+from linksim.train.state import STATE
 
-__all__ = ["INN_KIND", "INNSettings", "evaluate_inn", "train_inn", "write_inn_card"]
+__all__ = ["INN_KIND", "INNSettings", "evaluate_inn", "model_card", "train_inn"]
 
 #: ``config.json`` kind of an INN checkpoint
 INN_KIND = "inn"
@@ -52,37 +54,32 @@ INN_KIND = "inn"
 
 @dataclass
 class INNSettings:
-    """Everything that determines an INN training run (stored in ``config.json``).
+    """Everything that determines an INN training run (stored in ``config.json``)."""
 
-    :ivar deepjscc: the DeepJSCC checkpoint (name or folder) whose outputs x̂ are learned.
-    :ivar data: training image folders/files (resized so the shorter side is ``size``,
-        random ``size``² crops, horizontal flips).
-    :ivar val_data: held-out images (centre square resized to ``size``) for :func:`evaluate_inn`.
-    :ivar snr_range: (low, high) dB, uniform; low = high trains at one SNR.
-    :ivar conditional: SNR-conditioned (SING-INN) or not (CommIN, one SNR).
-    :ivar channel: the channel of the pairs (default: the checkpoint's).
-    :ivar detail_weight: λ of the optional detail regularizer λ·mean(d²) (0: none).
-    """
-
-    deepjscc: str
-    data: list[str]
-    val_data: list[str] = field(default_factory=list)
-    snr_range: tuple[float, float] = (-5.0, 5.0)
-    conditional: bool = True
-    channel: str | None = None
-    size: int = 64
-    levels: int = 2
-    pairs: int = 4
-    width: int = 32
-    blocks: int = 2
-    emb_dim: int = 64
-    detail_weight: float = 0.0
-    steps: int = 3000
-    batch: int = 16
-    lr: float = 1e-3
-    seed: int = 0
-    save_every: int = 250
-    val_snr: tuple[float, ...] = (-5.0, -3.0, -1.0, 1.0, 3.0, 5.0)
+    deepjscc: str = setting(help="the DeepJSCC checkpoint (name or folder) whose outputs x̂ it learns")
+    data: list[str] = setting(help="training image folders (searched recursively); shorter side resized to "
+                                   "size, random size² crops, horizontal flips", nargs="+")
+    val_data: list[str] = setting(factory=list, nargs="+", help="held-out images (centre square resized to size): "
+                                                                "INN vs. linear-A error per SNR in the card")
+    snr_range: tuple[float, float] = setting((-5.0, 5.0), nargs=2, metavar=("LOW", "HIGH"),
+                                             help="SNR (dB) drawn uniformly; LOW = HIGH for --commin")
+    conditional: bool = setting(True, flag="--commin", help="no SNR conditioning (CommIN: one model per SNR)")
+    channel: str | None = setting(None, choices=["awgn", "rayleigh-block"],
+                                  help="the channel of the pairs (default: the checkpoint's)")
+    size: int = setting(64, help="crop size (the prior's resolution)")
+    levels: int = setting(2, help="Haar levels: the coarse part is 2**levels smaller per side")
+    pairs: int = setting(4, help="lifting (P, U) pairs per level")
+    width: int = setting(32, help="channels of the lifting nets")
+    blocks: int = setting(2, help="CondBlocks per lifting net (J)")
+    emb_dim: int = setting(64, help="width of the SNR embedding")
+    detail_weight: float = setting(0.0, help="λ of the detail regularizer λ·mean(d²) (0: none)")
+    steps: int = setting(3000, help="optimizer steps")
+    batch: int = setting(16, help="crops per step")
+    lr: float = setting(1e-3, help="peak Adam learning rate (2 % warm-up, then cosine to lr/100)")
+    seed: int = setting(0, help="seed of the weights and of every draw")
+    save_every: int = setting(250, help="steps between resumable saves")
+    val_snr: tuple[float, ...] = setting((-5.0, -3.0, -1.0, 1.0, 3.0, 5.0),
+                                         help="SNRs (dB) of the held-out evaluation (conditional INN)")
 
     def __post_init__(self):
         if not isinstance(self.deepjscc, str) or not self.deepjscc:
@@ -164,9 +161,8 @@ def train_inn(settings: INNSettings, out: str | Path, *, command: str = "", prog
     :param stop_after: end this call after that many steps (saved, resumable).
     :raises ConfigError: field ``out`` for a folder holding a run with other settings.
     """
-    from linksim.restore.training import ResizedCrops
-
     out = Path(out)
+    elapsed = 0.0
     if (out / zoo.CONFIG).is_file():
         saved = zoo.read_config(out)
         if saved.get("training") != settings.to_dict():
@@ -174,6 +170,7 @@ def train_inn(settings: INNSettings, out: str | Path, *, command: str = "", prog
                                                "(this one was made with other settings; see its config.json)")
         if saved.get("step") == settings.steps and not (out / STATE).exists():
             return saved  # already complete
+        elapsed = saved.get("wall_seconds", 0.0) if (out / STATE).exists() else 0.0
     model = zoo.load_deepjscc(settings.deepjscc)
     model.requires_grad_(False)
     channel_name = settings.channel or model.config.channel
@@ -185,83 +182,72 @@ def train_inn(settings: INNSettings, out: str | Path, *, command: str = "", prog
     inn = ConditionalINN(settings.inn_config())
     gen = torch.Generator().manual_seed(settings.seed)
     opt = torch.optim.Adam(inn.parameters(), lr=settings.lr)
-    step, history, elapsed = 0, [], 0.0
-    if (out / STATE).exists():
-        step, history = load_train_state(out, opt, gen, model=inn)
-        elapsed = zoo.read_config(out).get("wall_seconds", 0.0)
+    loop = TrainLoop(state_dir=out, steps=settings.steps, lr=settings.lr, save_every=settings.save_every, opt=opt,
+                     gen=gen, params=inn.parameters(), weights=inn, elapsed=elapsed)
     meta = {"kind": INN_KIND, "config": settings.inn_config().to_dict(), "training": settings.to_dict(),
             "deepjscc": model.name, "channel": channel_name}
     lo, hi = settings.snr_range
     s = 2 ** settings.levels
-    run = RunProgress(settings.steps, step, elapsed, settings.save_every, stop_after, f"train {out.name}", progress)
 
-    def save(final: bool) -> None:
-        if (entry := run.flush()) is not None:
-            history.append(entry)
-        step = run.step
-        meta.update(step=step, wall_seconds=round(run.elapsed, 1), threads=torch.get_num_threads(),
-                    machine=platform.processor() or platform.machine(),
-                    parameters=sum(p.numel() for p in inn.parameters()), data_images=len(crops),
-                    history=history, command=command)
-        if final and val is not None:
-            inn.eval()
-            meta["evaluation"] = {"images": len(val), "trials": 2, "rows": evaluate_inn(
-                inn, model, val, settings.val_snr if settings.conditional else (lo,), channel=channel_name, trials=2,
-                seed=settings.seed)}
-        zoo.save_checkpoint(inn, out, INN_KIND, meta["config"], card=write_inn_card(meta, out.name),
-                            extra={k: v for k, v in meta.items() if k not in ("kind", "config")})
-        if not final:
-            save_train_state(out, step, opt, gen, history, model=inn)
-
-    inn.train()
-    while run.running():
+    def train_step(step: int):
         x = crops.sample(settings.batch, gen)
         snr = lo + (hi - lo) * torch.rand(settings.batch, generator=gen)
         with torch.no_grad():
             target = F.avg_pool2d(model(x, snr, channel, gen).clamp(0, 1), s)
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(run.step, settings.steps, settings.lr)
         coarse, details = inn(x, snr if settings.conditional else None)
         loss = F.mse_loss(coarse, target)
         if settings.detail_weight:
             loss = loss + settings.detail_weight * sum(d.pow(2).mean() for d in details) / len(details)
-        descend(opt, loss, inn.parameters())
-        if run.record(loss.item()):
-            save(final=False)
-    run.close()
-    finish_training(out, run.step, settings.steps, lambda: save(final=True), keep_state, opt, gen, history, model=inn)
+        return loss, loss
+
+    def write(final: bool) -> None:
+        meta.update(step=loop.step, wall_seconds=round(loop.elapsed, 1), threads=torch.get_num_threads(),
+                    machine=machine_words(), parameters=parameter_count(inn), data_images=len(crops),
+                    history=loop.history, command=command)
+        zoo.save_checkpoint(inn, out, INN_KIND, meta["config"], card=model_card(meta, out.name).text(),
+                            extra={k: v for k, v in meta.items() if k not in ("kind", "config")})
+
+    def evaluate_held_out() -> None:
+        if val is not None:
+            inn.eval()
+            meta["evaluation"] = {"images": len(val), "trials": 2, "rows": evaluate_inn(
+                inn, model, val, settings.val_snr if settings.conditional else (lo,), channel=channel_name, trials=2,
+                seed=settings.seed)}
+
+    inn.train()
+    loop.run(train_step, write, stop_after=stop_after, progress=progress, desc=f"train {out.name}")
+    loop.finish(write, keep_state, before=evaluate_held_out)
     return zoo.read_config(out)
 
 
-def write_inn_card(meta: dict, name: str) -> str:
-    """MODEL_CARD.md of an INN checkpoint: what it is, how it was trained, how it scores."""
+def model_card(meta: dict, name: str) -> ModelCard:
+    """The model card of an INN checkpoint: what it is, how it was trained, how it scores."""
     t, c = meta["training"], meta["config"]
     kind = "SNR-conditioned (SING-INN)" if c["conditional"] else f"unconditional, one SNR (CommIN, {t['snr_range'][0]:g} dB)"
-    lines = [f"# {name}", "",
-             f"Conditional INN of linksim (`linksim/restore/inn.py`), {kind}: Haar split in {c['levels']} levels "
+    intro = [f"Conditional INN of linksim (`linksim/restore/inn.py`), {kind}: Haar split in {c['levels']} levels "
              f"(coarse part = 1/{2 ** c['levels']} per side), {c['pairs']} lifting pairs per level, width {c['width']}, "
              f"{c['blocks']} CondBlocks per net; {meta['parameters']:,} parameters.", "",
              f"Trained to predict `avgpool{2 ** c['levels']}(x̂)` of **{meta['deepjscc']}** ({meta['channel']}) from x "
-             f"(SING eq. 16), SNR uniform in [{t['snr_range'][0]:g}, {t['snr_range'][1]:g}] dB.", "",
-             "## Training", "",
-             f"- command: `{meta.get('command') or '(Python API)'}`",
-             f"- data: {', '.join(t['data'])} ({meta['data_images']} images, {t['size']}² crops, flips)",
-             f"- steps: {meta['step']} of {t['steps']} × batch {t['batch']}, Adam lr {t['lr']:g} cosine, "
-             f"detail weight {t['detail_weight']:g}",
-             f"- wall time: {meta['wall_seconds'] / 60:.1f} min on {meta['threads']} CPU thread(s) ({meta['machine']})"]
+             f"(SING eq. 16), SNR uniform in [{t['snr_range'][0]:g}, {t['snr_range'][1]:g}] dB."]
+    training = [command_row(meta),
+                f"- data: {', '.join(t['data'])} ({meta['data_images']} images, {t['size']}² crops, flips)",
+                f"- steps: {meta['step']} of {t['steps']} × batch {t['batch']}, Adam lr {t['lr']:g} cosine, "
+                f"detail weight {t['detail_weight']:g}",
+                wall_time_row(meta)]
     if meta["history"]:
-        lines.append(f"- final training loss (mean of the last {meta['history'][-1]['steps']} steps): "
-                     f"{meta['history'][-1]['loss']:.3g}")
+        training.append(f"- final training loss (mean of the last {meta['history'][-1]['steps']} steps): "
+                        f"{meta['history'][-1]['loss']:.3g}")
+    card = ModelCard(name, intro, [("Training", training)])
     ev = meta.get("evaluation")
     if ev:
-        lines += ["", "## Held-out coarse-part error", "",
-                  f"{ev['images']} images of {', '.join(t['val_data'])} (centre square → {t['size']}²), "
-                  f"{ev['trials']} channel draws per SNR; MSE in [0, 1] units² of the {2 ** c['levels']}×-pooled image. "
-                  "*linear A* is SING-Zero's avgpool(x) (= this INN untrained).", "",
-                  "| SNR (dB) | INN coarse MSE | linear A MSE | ratio |", "|---|---|---|---|"]
-        lines += [f"| {r['snr_db']:g} | {r['inn_mse']:.5f} | {r['linear_mse']:.5f} | {r['ratio']:.3f} |"
-                  for r in ev["rows"]]
-    lines += ["", "## Use", "",
-              f"`type: {'sing-inn' if c['conditional'] else 'commin'}` restorer entry with `inn: {name}` "
-              "(see `linksim/restore/registry.py`). Outside the trained SNR range the INN warns.", ""]
-    return "\n".join(lines)
+        card.sections.append(("Held-out coarse-part error", [
+            f"{ev['images']} images of {', '.join(t['val_data'])} (centre square → {t['size']}²), "
+            f"{ev['trials']} channel draws per SNR; MSE in [0, 1] units² of the {2 ** c['levels']}×-pooled image. "
+            "*linear A* is SING-Zero's avgpool(x) (= this INN untrained).", "",
+            "| SNR (dB) | INN coarse MSE | linear A MSE | ratio |", "|---|---|---|---|",
+            *[f"| {r['snr_db']:g} | {r['inn_mse']:.5f} | {r['linear_mse']:.5f} | {r['ratio']:.3f} |"
+              for r in ev["rows"]]]))
+    card.sections.append(("Use", [f"`type: {'sing-inn' if c['conditional'] else 'commin'}` restorer entry with "
+                                  f"`inn: {name}` (see `linksim/restore/registry.py`). Outside the trained SNR range "
+                                  "the INN warns."]))
+    return card

@@ -13,16 +13,17 @@ checkpoint with the channel in the loop at an SNR drawn uniformly in ``snr_range
 are accepted). AdamW (lr 1e-4 by default, the paper's) updates the control module only —
 the optimizer never sees the base VAE/UNet, whose weights stay bit-identical.
 
-Every draw (crops, flips, SNRs, channel noise, t, ε) comes from one seeded CPU generator
-saved with the optimizer state and the control weights in ``train_state.safetensors``;
-rerunning the command resumes and ends with the same weights as an uninterrupted run.
+Every draw (per step: crops and flips, SNRs, channel noise, t, ε) comes from one seeded CPU
+generator saved with the optimizer state and the control weights in
+``train_state.safetensors``; rerunning the command resumes and ends with the same weights as
+an uninterrupted run.
 
 Output folder: ``model.safetensors`` + ``config.json`` written by :meth:`ControlModule.save`
 (so ``DiffJSCCPipeline.from_pretrained(base, out)`` loads it), ``training.json`` (settings,
 step, wall time, loss history, final loss) and ``MODEL_CARD.md``.
 
-This module composes ``jscc`` (pair generation) with ``restore`` (the pipeline): it lives one
-floor above both, as :mod:`linksim.inn_training` does.
+This module composes ``jscc`` (pair generation) with ``restore`` (the pipeline): it lives in
+the training package, one floor above both.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,12 +39,15 @@ import torch.nn.functional as F
 
 from linksim import zoo
 from linksim.channel import make_channel
+from linksim.crops import ResizedCrops
 from linksim.errors import ConfigError
 from linksim.results import write_json
-from linksim.train_common import (STATE, RunProgress, cosine_lr, descend, finish_training, load_train_state,
-                                  save_train_state)
+from linksim.train.cards import ModelCard, command_row, loss_curve, wall_time_row
+from linksim.train.flags import setting
+from linksim.train.loop import TrainLoop, device_words, machine_words, parameter_count, training_device
+from linksim.train.state import STATE
 
-__all__ = ["ControlSettings", "TRAINING_JSON", "train_control", "write_control_card"]
+__all__ = ["ControlSettings", "TRAINING_JSON", "model_card", "train_control"]
 
 #: the run record next to the control module's config.json / model.safetensors
 TRAINING_JSON = "training.json"
@@ -67,32 +70,29 @@ def _vae_factor(base: Path) -> int:
 class ControlSettings:
     """Everything that determines a control-module training run (stored in ``training.json``).
 
-    :ivar deepjscc: the DeepJSCC checkpoint (name or folder) whose outputs x̂ condition the model.
-    :ivar base: the local diffusers folder of the frozen base model (``vae/``, ``unet/``, ``scheduler/``),
-        or the name of one under ``$LINKSIM_CHECKPOINTS`` / ``linksim/checkpoints/``. Kept as
-        given (the record shows the name); the folder it resolved to is :attr:`base_folder`.
-    :ivar data: training image folders/files (random ``size``² crops at the images' own scale —
-        smaller images upscaled to ``size`` — with horizontal flips).
-    :ivar snr_range: (low, high) dB, uniform; None = the checkpoint's training range if it
-        records one, else (1, 13) — resolved when the settings are made.
-    :ivar channel: the channel of the pairs (None = the checkpoint's; resolved likewise).
-    :ivar size: crop size, a multiple of the VAE factor and of the DeepJSCC downsampling.
-    :ivar snr_embedding: True = DiffJSCC's control module (spatial + SNR); False = the paper's
-        "spatial only" ablation, a control module without SNR embedding.
+    ``base`` is kept as given (the record shows the name); the folder it resolved to is
+    :attr:`base_folder`. ``snr_range`` and ``channel`` left None are resolved from the
+    DeepJSCC checkpoint when the settings are made.
     """
 
-    deepjscc: str
-    base: str
-    data: list[str]
-    snr_range: tuple[float, float] | None = None
-    channel: str | None = None
-    size: int = 64
-    steps: int = 5000
-    batch: int = 8
-    lr: float = 1e-4
-    seed: int = 0
-    save_every: int = 250
-    snr_embedding: bool = True
+    deepjscc: str = setting(help="the DeepJSCC checkpoint (name or folder) whose outputs x̂ condition the model")
+    base: str = setting(help="local diffusers folder of the frozen base model (vae/, unet/, scheduler/), or its "
+                             "name under $LINKSIM_CHECKPOINTS or linksim/checkpoints/")
+    data: list[str] = setting(help="training image folders (searched recursively); random size² crops at the "
+                                   "images' own scale with horizontal flips", nargs="+")
+    snr_range: tuple[float, float] | None = setting(None, nargs=2, type=float, metavar=("LOW", "HIGH"),
+                                                    help="SNR (dB) drawn uniformly (default: the checkpoint's "
+                                                         "training range, else 1 13)")
+    channel: str | None = setting(None, choices=["awgn", "rayleigh-block"],
+                                  help="the channel of the pairs (default: the checkpoint's)")
+    size: int = setting(64, help="crop size, a multiple of the VAE factor and of the DeepJSCC downsampling")
+    steps: int = setting(5000, help="optimizer steps")
+    batch: int = setting(8, help="crops per step")
+    lr: float = setting(1e-4, help="AdamW learning rate (DiffJSCC's 1e-4; cosine)")
+    seed: int = setting(0, help="seed of the SNR embedding's weights and of every draw")
+    save_every: int = setting(250, help="steps between resumable saves")
+    snr_embedding: bool = setting(True, flag="--no-snr", help="spatial-only ablation (the DiffJSCC paper's): no "
+                                                              "SNR embedding")
 
     def __post_init__(self):
         from linksim.restore.registry import find_folder
@@ -170,12 +170,12 @@ def train_control(settings: ControlSettings, out: str | Path, *, command: str = 
     :param stop_after: end this call after that many steps (saved, resumable).
     :param device: where the models run (draws always come from the seeded CPU generator).
     :raises ConfigError: field ``out`` for a folder holding a run with other settings;
-        ``scheduler`` for a prediction type other than epsilon; the pipeline's loading errors.
+        ``scheduler`` for a prediction type other than epsilon; ``device``; the pipeline's
+        loading errors.
     """
-    from linksim.restore.training import ResizedCrops
-
     out = Path(out)
     record_path = out / TRAINING_JSON
+    elapsed = 0.0
     if record_path.is_file():
         saved = json.loads(record_path.read_text())
         before = saved.get("settings")
@@ -186,7 +186,8 @@ def train_control(settings: ControlSettings, out: str | Path, *, command: str = 
                                                f"(this one was made with other settings; see its {TRAINING_JSON})")
         if saved.get("step") == settings.steps and not (out / STATE).exists():
             return saved  # already complete
-    device = torch.device(device)
+        elapsed = saved.get("wall_seconds", 0.0) if (out / STATE).exists() else 0.0
+    device = training_device(device)
     # the DeepJSCC link runs on the CPU: its channel noise comes from the CPU generator `gen`
     # (so a CUDA run draws the same pairs), and it is small next to the diffusion models
     model = zoo.load_deepjscc(settings.deepjscc, device="cpu")
@@ -207,37 +208,14 @@ def train_control(settings: ControlSettings, out: str | Path, *, command: str = 
     gen = torch.Generator().manual_seed(settings.seed)
     params = list(controlled.trainable_parameters())
     opt = torch.optim.AdamW(params, lr=settings.lr)
-    step, history, elapsed = 0, [], 0.0
     out.mkdir(parents=True, exist_ok=True)
-    if (out / STATE).exists():
-        step, history = load_train_state(out, opt, gen, model=control)
-        if record_path.is_file():
-            elapsed = json.loads(record_path.read_text()).get("wall_seconds", 0.0)
+    loop = TrainLoop(state_dir=out, steps=settings.steps, lr=settings.lr, save_every=settings.save_every, opt=opt,
+                     gen=gen, params=params, weights=control, elapsed=elapsed)
     text = pipe.text_features(settings.batch)  # null text features (or the encoder's empty prompt)
     deepjscc_name = getattr(model, "name", settings.deepjscc)
     lo, hi = settings.snr_range
-    run = RunProgress(settings.steps, step, elapsed, settings.save_every, stop_after, f"train {out.name}", progress)
 
-    def save(final: bool) -> None:
-        if (entry := run.flush()) is not None:
-            history.append(entry)
-        step = run.step
-        record = {"kind": "diffjscc-control", "settings": settings.to_dict(), "step": step,
-                  "wall_seconds": round(run.elapsed, 1), "final_loss": history[-1]["loss"] if history else None,
-                  "history": history, "deepjscc": deepjscc_name, "base": settings.base,
-                  # a shipped name is its own record; a folder the user gave is kept as its resolved path
-                  "base_folder": str(settings.base_folder) if Path(settings.base).expanduser().is_dir() else None,
-                  "parameters": sum(p.numel() for p in control.parameters()), "data_images": len(crops),
-                  "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
-                  "device": str(device), "command": command}
-        if not final:
-            save_train_state(out, step, opt, gen, history, model=control)
-        control.save(out)
-        (out / zoo.CARD).write_text(write_control_card(record, out.name))
-        write_json(record_path, record)
-
-    controlled.train()
-    while run.running():
+    def train_step(step: int):
         x = crops.sample(settings.batch, gen)
         snr = lo + (hi - lo) * torch.rand(settings.batch, generator=gen)
         with torch.no_grad():
@@ -247,20 +225,32 @@ def train_control(settings: ControlSettings, out: str | Path, *, command: str = 
         t = torch.randint(0, T, (settings.batch,), generator=gen)
         noise = torch.randn(z0.shape, generator=gen).to(device)
         z_t = pipe.scheduler.add_noise(z0, noise, t.to(device))
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(run.step, settings.steps, settings.lr)
         pred = controlled(z_t, t.to(device), cond, snr.to(device), text)
         loss = F.mse_loss(pred.float(), noise)
-        descend(opt, loss, params)
-        if run.record(loss.item()):
-            save(final=False)
-    run.close()
-    finish_training(out, run.step, settings.steps, lambda: save(final=True), keep_state, opt, gen, history, model=control)
+        return loss, loss
+
+    def write(final: bool) -> None:
+        history = loop.history
+        record = {"kind": "diffjscc-control", "settings": settings.to_dict(), "step": loop.step,
+                  "wall_seconds": round(loop.elapsed, 1), "final_loss": history[-1]["loss"] if history else None,
+                  "history": history, "deepjscc": deepjscc_name, "base": settings.base,
+                  # a shipped name is its own record; a folder the user gave is kept as its resolved path
+                  "base_folder": str(settings.base_folder) if Path(settings.base).expanduser().is_dir() else None,
+                  "parameters": parameter_count(control), "data_images": len(crops),
+                  "threads": torch.get_num_threads(), "machine": machine_words(),
+                  "device": device_words(device), "command": command}
+        control.save(out)
+        (out / zoo.CARD).write_text(model_card(record, out.name).text())
+        write_json(record_path, record)
+
+    controlled.train()
+    loop.run(train_step, write, stop_after=stop_after, progress=progress, desc=f"train {out.name}")
+    loop.finish(write, keep_state)
     return json.loads(record_path.read_text())
 
 
-def write_control_card(record: dict, name: str) -> str:
-    """MODEL_CARD.md of a trained control module: what it is, how it was trained, its loss curve."""
+def model_card(record: dict, name: str) -> ModelCard:
+    """The model card of a trained control module: what it is, how it was trained, its loss curve."""
     s = record["settings"]
     with_snr = s.get("snr_embedding", True)
     variant = ("spatial + SNR (DiffJSCC): zero convs and an SNR embedding added to the time embedding" if with_snr
@@ -269,27 +259,22 @@ def write_control_card(record: dict, name: str) -> str:
     base = s["base"]
     if record.get("base_folder") and record["base_folder"] != base:
         base = f"{base}` → `{record['base_folder']}"
-    lines = [f"# {name}", "",
-             "DiffJSCC control module of linksim (`linksim/restore/diffjscc_control.py`): a ControlNet-style copy "
+    intro = ["DiffJSCC control module of linksim (`linksim/restore/diffjscc_control.py`): a ControlNet-style copy "
              f"of the base UNet's encoder; {record['parameters']:,} trainable parameters. The base model stays "
              "frozen (not stored here).", "",
              f"- variant: **{'spatial + SNR' if with_snr else 'spatial only'}** — {variant}",
              f"- base model: `{base}` (load with `DiffJSCCPipeline.from_pretrained(base, this_folder)`)",
              f"- DeepJSCC checkpoint: **{record['deepjscc']}** ({s['channel']}), SNR uniform in "
-             f"[{s['snr_range'][0]:g}, {s['snr_range'][1]:g}] dB", "",
-             "## Training", "",
-             f"- command: `{record.get('command') or '(Python API)'}`",
-             f"- data: {', '.join(s['data'])} ({record['data_images']} images, {s['size']}² crops, flips)",
-             "- loss: ε-prediction MSE, t uniform over the scheduler's steps, null text features",
-             f"- steps: {record['step']} of {s['steps']} × batch {s['batch']}, AdamW lr {s['lr']:g} cosine, "
-             f"seed {s['seed']}",
-             f"- wall time: {record['wall_seconds'] / 60:.1f} min on {record['threads']} CPU thread(s) "
-             f"({record['machine']}, device {record['device']})"]
+             f"[{s['snr_range'][0]:g}, {s['snr_range'][1]:g}] dB"]
+    training = [command_row(record),
+                f"- data: {', '.join(s['data'])} ({record['data_images']} images, {s['size']}² crops, flips)",
+                "- loss: ε-prediction MSE, t uniform over the scheduler's steps, null text features",
+                f"- steps: {record['step']} of {s['steps']} × batch {s['batch']}, AdamW lr {s['lr']:g} cosine, "
+                f"seed {s['seed']}",
+                wall_time_row(record)]
+    card = ModelCard(name, intro, [("Training", training)])
     h = record["history"]
     if h:
-        lines.append(f"- final training loss (mean of the last {h[-1]['steps']} steps): {h[-1]['loss']:.4g}")
-        lines += ["", "## Loss curve", "", "| up to step | mean loss | steps |", "|---|---|---|"]
-        shown = h if len(h) <= 12 else [h[round(i * (len(h) - 1) / 11)] for i in range(12)]
-        lines += [f"| {r['step']} | {r['loss']:.4g} | {r['steps']} |" for r in shown]
-    lines.append("")
-    return "\n".join(lines)
+        training.append(f"- final training loss (mean of the last {h[-1]['steps']} steps): {h[-1]['loss']:.4g}")
+        card.sections.append(("Loss curve", loss_curve(h, rows=12, steps_column=True)))
+    return card

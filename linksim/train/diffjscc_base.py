@@ -17,10 +17,11 @@ its own small base model in the same diffusers layout, in two phases:
 
 Crops are taken at the images' own scale (images smaller than ``crop`` are upscaled to it):
 the restorer works on full-size photographs, so the models must learn textures at that scale.
-Every random draw (crops, flips, posterior noise, t, ε) comes from one seeded CPU generator;
-each phase's generator state, optimizer moments and training weights are saved in
-``<out>/.vae-run/`` or ``<out>/.unet-run/`` (safetensors), so rerunning the command resumes
-where it stopped, with the same result as an uninterrupted run (same machine and device).
+Every random draw (per VAE step: crops, flips, posterior noise; per UNet step: crops, flips,
+ε, t) comes from one seeded CPU generator per phase; each phase's generator state, optimizer
+moments and training weights are saved in ``<out>/.vae-run/`` or ``<out>/.unet-run/``
+(safetensors), so rerunning the command resumes where it stopped, with the same result as an
+uninterrupted run (same machine and device).
 
 Output folder (what :meth:`DiffJSCCPipeline.from_pretrained` and ``linksim train
 diffjscc-control --base`` read)::
@@ -31,17 +32,14 @@ diffjscc-control --base`` read)::
     config.json      {"kind": "diffjscc-base", "config": {"vae": ..., "unet": ...}, "training": settings,
                       "vae": {phase record}, "unet": {phase record}, ...}
     MODEL_CARD.md    command, data, steps, losses, wall time, what it can and cannot do
-
-This module imports nothing from ``channel``, ``digital`` or ``jscc`` (DESIGN.md §3).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
-import platform
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -49,11 +47,13 @@ import torch
 import torch.nn.functional as F
 
 from linksim import zoo
+from linksim.crops import ResizedCrops
 from linksim.errors import ConfigError
-from linksim.restore.training import ResizedCrops
-from linksim.train_common import STATE, RunProgress, cosine_lr, descend, finish_training, load_train_state, save_train_state
+from linksim.train.cards import ModelCard, command_row, hardware_words, loss_curve
+from linksim.train.flags import setting
+from linksim.train.loop import EMA, TrainLoop, autocast, device_words, machine_words, parameter_count, training_device
 
-__all__ = ["BASE_KIND", "BaseSettings", "SCHEDULE", "train_base", "write_base_card"]
+__all__ = ["BASE_KIND", "BaseSettings", "SCHEDULE", "model_card", "train_base"]
 
 BASE_KIND = "diffjscc-base"
 #: Stable Diffusion's training noise schedule
@@ -67,39 +67,29 @@ SCALE_BATCHES = 8
 
 @dataclass
 class BaseSettings:
-    """Everything that determines a base-model training run (stored in ``config.json``).
+    """Everything that determines a base-model training run (stored in ``config.json``)."""
 
-    :ivar data: image folders (searched recursively) or files.
-    :ivar crop: training crop size (square, at the images' own scale), a multiple of the
-        VAE factor times the UNet's 2^(len(unet_channels) − 1).
-    :ivar vae_channels: the VAE's ``block_out_channels`` (factor f = 2^(len − 1)).
-    :ivar latent_channels: channels of the latent z.
-    :ivar unet_channels: the UNet's ``block_out_channels``; cross-attention at every level but
-        the first (SD's layout, one level shorter).
-    :ivar text_dim: the UNet's ``cross_attention_dim`` (the width of text features).
-    :ivar ema: EMA decay of the exported UNet weights (0: export the trained weights).
-    :ivar bf16: bfloat16 autocast for the forward passes (for CUDA).
-    """
-
-    data: list[str]
-    crop: int = 128
-    vae_channels: tuple[int, ...] = (64, 128, 128)
-    latent_channels: int = 4
-    vae_layers: int = 1
-    kl_weight: float = 1e-6
-    vae_steps: int = 4000
-    vae_batch: int = 16
-    vae_lr: float = 2e-4
-    unet_channels: tuple[int, ...] = (64, 128, 192)
-    unet_layers: int = 1
-    text_dim: int = 64
-    unet_steps: int = 8000
-    unet_batch: int = 32
-    unet_lr: float = 2e-4
-    ema: float = 0.999
-    seed: int = 0
-    save_every: int = 500
-    bf16: bool = False
+    data: list[str] = setting(help="training image folders (searched recursively) or files", nargs="+")
+    crop: int = setting(128, help="training crop size (square, at the images' own scale), a multiple of the VAE "
+                                  "factor times the UNet's 2^(levels − 1)")
+    vae_channels: tuple[int, ...] = setting((64, 128, 128), help="VAE block_out_channels (factor 2^(n − 1))")
+    latent_channels: int = setting(4, help="channels of the latent z")
+    vae_layers: int = setting(1, help="VAE ResNet blocks per level")
+    kl_weight: float = setting(1e-6, help="weight of the KL term of the VAE loss")
+    vae_steps: int = setting(4000, help="VAE optimizer steps")
+    vae_batch: int = setting(16, help="VAE crops per step")
+    vae_lr: float = setting(2e-4, help="VAE peak Adam learning rate (cosine)")
+    unet_channels: tuple[int, ...] = setting((64, 128, 192), help="UNet block_out_channels; cross-attention at "
+                                                                  "every level but the first (SD's layout)")
+    unet_layers: int = setting(1, help="UNet ResNet blocks per level")
+    text_dim: int = setting(64, help="the UNet's cross_attention_dim (the width of text features)")
+    unet_steps: int = setting(8000, help="UNet optimizer steps")
+    unet_batch: int = setting(32, help="UNet crops per step")
+    unet_lr: float = setting(2e-4, help="UNet peak AdamW learning rate (cosine)")
+    ema: float = setting(0.999, help="EMA decay of the exported UNet weights (0: export the trained weights)")
+    seed: int = setting(0, help="seed of the weights and of every draw (the UNet phase uses seed + 1)")
+    save_every: int = setting(500, help="steps between resumable saves")
+    bf16: bool = setting(False, help="bfloat16 autocast for the forward passes (for CUDA)")
 
     def __post_init__(self):
         if not self.data or isinstance(self.data, (str, os.PathLike)):
@@ -179,8 +169,6 @@ def _save_component(model, folder: Path) -> None:
         folder.rename(old)
     tmp.rename(folder)
     if old.exists():
-        import shutil
-
         shutil.rmtree(old)
 
 
@@ -209,44 +197,29 @@ def _train_vae(settings: BaseSettings, out: Path, crops: ResizedCrops, device, r
     gen = torch.Generator().manual_seed(settings.seed)
     params = list(vae.parameters())
     opt = torch.optim.Adam(params, lr=settings.vae_lr)
-    step, history = 0, phase["history"]
-    if (run_dir / STATE).exists():
-        step, history = load_train_state(run_dir, opt, gen, model=vae)
+    loop = TrainLoop(state_dir=run_dir, steps=settings.vae_steps, lr=settings.vae_lr, save_every=settings.save_every,
+                     opt=opt, gen=gen, params=params, weights=vae, history=phase["history"],
+                     elapsed=phase["wall_seconds"])
     run_dir.mkdir(parents=True, exist_ok=True)
-    run = RunProgress(settings.vae_steps, step, phase["wall_seconds"], settings.save_every, stop_after,
-                      f"train {out.name} (vae)", progress)
-    phase["parameters"] = sum(p.numel() for p in params)
+    phase["parameters"] = parameter_count(vae)
+    side = settings.crop // settings.factor
 
-    def save(final: bool) -> None:
-        if (entry := run.flush()) is not None:
-            history.append(entry)
-        phase.update(step=run.step, history=history, wall_seconds=round(run.elapsed, 1))
-        if not final:
-            save_train_state(run_dir, run.step, opt, gen, history, model=vae)
-        save_record()
-
-    vae.train()
-    while run.running():
+    def train_step(step: int):
         x = crops.sample(settings.vae_batch, gen).to(device) * 2 - 1
-        eps = torch.randn((settings.vae_batch, settings.latent_channels, settings.crop // settings.factor,
-                           settings.crop // settings.factor), generator=gen).to(device)
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(run.step, settings.vae_steps, settings.vae_lr)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.bf16):
+        eps = torch.randn((settings.vae_batch, settings.latent_channels, side, side), generator=gen).to(device)
+        with autocast(device, settings.bf16):
             posterior = vae.encode(x).latent_dist
             z = posterior.mean + posterior.std * eps
             recon = vae.decode(z).sample
         mse = F.mse_loss(recon.float(), x)
         kl = posterior.kl().float().mean() / x[0].numel()  # per pixel value, like the MSE
-        descend(opt, mse + settings.kl_weight * kl, params)
-        if run.record(mse.item()):
-            save(final=False)
-    run.close()
-    ran = run.session
-    if run.step < settings.vae_steps:
-        return ran
+        return mse + settings.kl_weight * kl, mse  # the history records the reconstruction MSE
 
-    def finish() -> None:
+    def write(final: bool) -> None:
+        phase.update(step=loop.step, history=loop.history, wall_seconds=round(loop.elapsed, 1))
+        save_record()
+
+    def scale_latents() -> None:
         vae.eval()
         with torch.no_grad():  # SD's scaling: unit-variance latents for the UNet (fresh draws from `gen`)
             zs = [vae.encode(crops.sample(settings.vae_batch, gen).to(device) * 2 - 1).latent_dist.mode()
@@ -259,10 +232,11 @@ def _train_vae(settings: BaseSettings, out: Path, crops: ResizedCrops, device, r
         _save_component(vae, out / "vae")
         phase.update(done=True, latent_std=round(std, 5), scaling_factor=round(1.0 / std, 6),
                      crop_psnr_db=round(psnr, 2))
-        save(final=True)
 
-    finish_training(run_dir, run.step, settings.vae_steps, finish, keep_state, opt, gen, history, model=vae)
-    _remove_if_empty(run_dir)
+    vae.train()
+    ran = loop.run(train_step, write, stop_after=stop_after, progress=progress, desc=f"train {out.name} (vae)")
+    if loop.finish(write, keep_state, before=scale_latents):
+        _remove_if_empty(run_dir)
     return ran
 
 
@@ -280,60 +254,43 @@ def _train_unet(settings: BaseSettings, out: Path, crops: ResizedCrops, device, 
     scheduler = DDPMScheduler(**SCHEDULE)
     torch.manual_seed(settings.seed + 1)  # weight initialization; every draw below uses `gen`
     unet = UNet2DConditionModel(**settings.unet_config()).to(device)
-    ema = copy.deepcopy(unet).requires_grad_(False) if settings.ema > 0 else unet
+    ema = EMA(unet, settings.ema)
     gen = torch.Generator().manual_seed(settings.seed + 1)
     params = list(unet.parameters())
     opt = torch.optim.AdamW(params, lr=settings.unet_lr, weight_decay=0.0)
-    step, history = 0, phase["history"]
-    if (run_dir / STATE).exists():
-        step, history = load_train_state(run_dir, opt, gen, model=unet)
-        if ema is not unet:
-            from safetensors.torch import load_file
-
-            ema.load_state_dict(load_file(str(out / "unet" / "diffusion_pytorch_model.safetensors")))
+    loop = TrainLoop(state_dir=run_dir, steps=settings.unet_steps, lr=settings.unet_lr,
+                     save_every=settings.save_every, opt=opt, gen=gen, params=params, weights=unet, ema=ema,
+                     history=phase["history"], elapsed=phase["wall_seconds"])
+    if loop.resumed:
+        ema.load(out / "unet" / "diffusion_pytorch_model.safetensors")
     run_dir.mkdir(parents=True, exist_ok=True)
     scheduler.save_pretrained(out / "scheduler")
     alphas = scheduler.alphas_cumprod.to(device)
     text = torch.zeros(settings.unet_batch, TEXT_LENGTH, settings.text_dim, device=device)
-    run = RunProgress(settings.unet_steps, step, phase["wall_seconds"], settings.save_every, stop_after,
-                      f"train {out.name} (unet)", progress)
-    phase["parameters"] = sum(p.numel() for p in params)
+    phase["parameters"] = parameter_count(unet)
 
-    def save(final: bool) -> None:
-        if (entry := run.flush()) is not None:
-            history.append(entry)
-        _save_component(ema, out / "unet")
-        phase.update(step=run.step, history=history, wall_seconds=round(run.elapsed, 1), done=final)
-        if not final:
-            save_train_state(run_dir, run.step, opt, gen, history, model=unet)
-        save_record()
-
-    unet.train()
-    while run.running():
+    def train_step(step: int):
         x = crops.sample(settings.unet_batch, gen).to(device)
-        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.bf16):
+        with torch.no_grad(), autocast(device, settings.bf16):
             z0 = vae.encode(x * 2 - 1).latent_dist.mode().float() * scale
         noise = torch.randn(z0.shape, generator=gen).to(device)
         t = torch.randint(0, SCHEDULE["num_train_timesteps"], (settings.unet_batch,), generator=gen).to(device)
         a = alphas[t].view(-1, 1, 1, 1)
         z_t = a.sqrt() * z0 + (1 - a).sqrt() * noise
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(run.step, settings.unet_steps, settings.unet_lr)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.bf16):
+        with autocast(device, settings.bf16):
             pred = unet(z_t, t, text).sample
         loss = F.mse_loss(pred.float(), noise)
-        descend(opt, loss, params)
-        if ema is not unet:
-            decay = min(settings.ema, (1 + run.step) / (10 + run.step))
-            with torch.no_grad():
-                for p_ema, p in zip(ema.parameters(), unet.parameters()):
-                    p_ema.lerp_(p.detach(), 1.0 - decay)
-        if run.record(loss.item()):
-            save(final=False)
-    run.close()
-    finish_training(run_dir, run.step, settings.unet_steps, lambda: save(final=True), keep_state, opt, gen, history,
-                    model=unet)
-    _remove_if_empty(run_dir)
+        return loss, loss
+
+    def write(final: bool) -> None:
+        _save_component(ema.model, out / "unet")
+        phase.update(step=loop.step, history=loop.history, wall_seconds=round(loop.elapsed, 1), done=final)
+        save_record()
+
+    unet.train()
+    loop.run(train_step, write, stop_after=stop_after, progress=progress, desc=f"train {out.name} (unet)")
+    if loop.finish(write, keep_state):
+        _remove_if_empty(run_dir)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -347,13 +304,7 @@ def train_base(settings: BaseSettings, out: str | Path, *, command: str = "", pr
     :raises ConfigError: field ``out`` (a folder holding a run with other settings), ``device``.
     """
     out = Path(out)
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError("device", device, "'cpu', 'cuda' or 'cuda:N'") from None
-    if device.type not in ("cpu", "cuda") or (device.type == "cuda" and not torch.cuda.is_available()):
-        raise ConfigError("device", str(device), "'cpu'" + (", 'cuda' or 'cuda:N'" if torch.cuda.is_available() else
-                                                            " (no CUDA device is available here)"))
+    device = training_device(device)
     record = _record(out)
     if record and record.get("training") != settings.to_dict():
         raise ConfigError("out", str(out), "an empty folder or one holding a run with the same settings "
@@ -364,13 +315,12 @@ def train_base(settings: BaseSettings, out: str | Path, *, command: str = "", pr
     crops = ResizedCrops(settings.data, settings.crop, progress=progress, keep_scale=True)
     record.update({"kind": BASE_KIND, "config": {"vae": settings.vae_config(), "unet": settings.unet_config()},
                    "training": settings.to_dict(), "scheduler": SCHEDULE, "data_images": len(crops),
-                   "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
-                   "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+                   "threads": torch.get_num_threads(), "machine": machine_words(), "device": device_words(device),
                    "command": command})
 
     def save_record() -> None:
         _write_json(out / zoo.CONFIG, record)
-        (out / zoo.CARD).write_text(write_base_card(record, out.name))
+        (out / zoo.CARD).write_text(model_card(record, out.name).text())
 
     ran = _train_vae(settings, out, crops, device, record, save_record, progress, keep_state, stop_after)
     left = None if stop_after is None else stop_after - ran
@@ -379,47 +329,41 @@ def train_base(settings: BaseSettings, out: str | Path, *, command: str = "", pr
     return _record(out)
 
 
-def write_base_card(record: dict, name: str) -> str:
-    """MODEL_CARD.md of a base model: what it is, how it was trained, what it can and cannot do."""
+def model_card(record: dict, name: str) -> ModelCard:
+    """The model card of a base model: what it is, how it was trained, what it can and cannot do."""
     s, vae, unet = record["training"], record.get("vae", {}), record.get("unet", {})
     f = 2 ** (len(s["vae_channels"]) - 1)
-    lines = [f"# {name}", "",
-             "A small latent diffusion base model trained by linksim (`linksim train diffjscc-base`, "
-             "`linksim/restore/ldm_training.py`) as the frozen base of DiffJSCC's control module, because no "
+    intro = ["A small latent diffusion base model trained by linksim (`linksim train diffjscc-base`, "
+             "`linksim/train/diffjscc_base.py`) as the frozen base of DiffJSCC's control module, because no "
              "Stable Diffusion weights can be downloaded where linksim is developed. Diffusers layout "
-             "(`vae/`, `unet/`, `scheduler/`); `DiffJSCCPipeline.from_pretrained` loads it.", "",
-             "## What it is", "",
-             f"- VAE: AutoencoderKL, factor {f}, {s['latent_channels']} latent channels, block_out_channels "
-             f"{s['vae_channels']}, {vae.get('parameters', 0):,} parameters; latent scaling factor "
-             f"{vae.get('scaling_factor', '—')}",
-             f"- UNet: UNet2DConditionModel, block_out_channels {s['unet_channels']}, cross-attention width "
-             f"{s['text_dim']}, {unet.get('parameters', 0):,} parameters; EMA {s['ema']:g}",
-             f"- schedule: DDPM, {SCHEDULE['num_train_timesteps']} steps, scaled-linear β "
-             f"{SCHEDULE['beta_start']}–{SCHEDULE['beta_end']} (SD's), ε-prediction",
-             "- text: trained with null text features only (no captioned data); the cross-attention layers keep "
-             "SD's layout but no text encoder is paired with this model", "",
-             "## Training", "",
-             f"- command: `{record.get('command') or '(Python API)'}`",
-             f"- data: {', '.join(s['data'])} ({record.get('data_images', '?')} images, random {s['crop']}² crops at "
-             "their own scale, horizontal flips)",
-             f"- device: {record.get('device')}, {record.get('threads')} CPU thread(s) ({record.get('machine')})"
-             + (", bfloat16 autocast" if s["bf16"] else ""),
-             f"- VAE: {vae.get('step', 0)} of {s['vae_steps']} steps × batch {s['vae_batch']}, Adam lr {s['vae_lr']:g} "
-             f"cosine, loss MSE + {s['kl_weight']:g}·KL; {vae.get('wall_seconds', 0) / 60:.1f} min"
-             + (f"; reconstruction PSNR on training crops {vae['crop_psnr_db']} dB" if "crop_psnr_db" in vae else ""),
-             f"- UNet: {unet.get('step', 0)} of {s['unet_steps']} steps × batch {s['unet_batch']}, AdamW lr "
-             f"{s['unet_lr']:g} cosine, ε-MSE; {unet.get('wall_seconds', 0) / 60:.1f} min",
-             f"- seed {s['seed']}"]
+             "(`vae/`, `unet/`, `scheduler/`); `DiffJSCCPipeline.from_pretrained` loads it."]
+    what = [f"- VAE: AutoencoderKL, factor {f}, {s['latent_channels']} latent channels, block_out_channels "
+            f"{s['vae_channels']}, {vae.get('parameters', 0):,} parameters; latent scaling factor "
+            f"{vae.get('scaling_factor', '—')}",
+            f"- UNet: UNet2DConditionModel, block_out_channels {s['unet_channels']}, cross-attention width "
+            f"{s['text_dim']}, {unet.get('parameters', 0):,} parameters; EMA {s['ema']:g}",
+            f"- schedule: DDPM, {SCHEDULE['num_train_timesteps']} steps, scaled-linear β "
+            f"{SCHEDULE['beta_start']}–{SCHEDULE['beta_end']} (SD's), ε-prediction",
+            "- text: trained with null text features only (no captioned data); the cross-attention layers keep "
+            "SD's layout but no text encoder is paired with this model"]
+    training = [
+        command_row(record),
+        f"- data: {', '.join(s['data'])} ({record.get('data_images', '?')} images, random {s['crop']}² crops at "
+        "their own scale, horizontal flips)",
+        f"- hardware: {hardware_words(record)}" + (", bfloat16 autocast" if s["bf16"] else ""),
+        f"- VAE: {vae.get('step', 0)} of {s['vae_steps']} steps × batch {s['vae_batch']}, Adam lr {s['vae_lr']:g} "
+        f"cosine, loss MSE + {s['kl_weight']:g}·KL; {vae.get('wall_seconds', 0) / 60:.1f} min"
+        + (f"; reconstruction PSNR on training crops {vae['crop_psnr_db']} dB" if "crop_psnr_db" in vae else ""),
+        f"- UNet: {unet.get('step', 0)} of {s['unet_steps']} steps × batch {s['unet_batch']}, AdamW lr "
+        f"{s['unet_lr']:g} cosine, ε-MSE; {unet.get('wall_seconds', 0) / 60:.1f} min",
+        f"- seed {s['seed']}"]
     for label, phase in (("VAE (MSE)", vae), ("UNet (ε-MSE)", unet)):
-        h = phase.get("history") or []
-        if h:
-            shown = h if len(h) <= 8 else [h[round(i * (len(h) - 1) / 7)] for i in range(8)]
-            lines += ["", f"### Loss curve, {label}", "", "| up to step | mean loss |", "|---|---|"]
-            lines += [f"| {r['step']} | {r['loss']:.4g} |" for r in shown]
-    lines += ["", "## What it can and cannot do", "",
-              "- It is a few million parameters trained for minutes on a few hundred photographs: its unconditional "
-              "samples are texture-like, not scenes. It is a *base for a control module*, which supplies the image "
-              "content from the DeepJSCC output; it is not a substitute for Stable Diffusion, and numbers obtained "
-              "with it say how the DiffJSCC mechanism behaves, not how the paper's model performs.",
-              "- The VAE bounds what any restoration through it can reach (its reconstruction PSNR above).", ""]
-    return "\n".join(lines)
+        if phase.get("history"):
+            training += ["", f"### Loss curve, {label}", "", *loss_curve(phase["history"], rows=8)]
+    limits = [
+        "- It is a few million parameters trained for minutes on a few hundred photographs: its unconditional "
+        "samples are texture-like, not scenes. It is a *base for a control module*, which supplies the image "
+        "content from the DeepJSCC output; it is not a substitute for Stable Diffusion, and numbers obtained "
+        "with it say how the DiffJSCC mechanism behaves, not how the paper's model performs.",
+        "- The VAE bounds what any restoration through it can reach (its reconstruction PSNR above)."]
+    return ModelCard(name, intro, [("What it is", what), ("Training", training), ("What it can and cannot do", limits)])

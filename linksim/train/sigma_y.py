@@ -15,6 +15,8 @@ interpolates it). Calibrate on images other than the ones you evaluate on (e.g. 
 than the test faces), with the checkpoint and operator of the restorer entry.
 
 Command: ``linksim calibrate sigma-y CHECKPOINT --operator avgpool8 --data DIR --resize 64``.
+It lives in the training package because, like the INN and control-module trainers, it fits
+a restorer setting to a scheme by running the link (``channel``) on data.
 """
 
 from __future__ import annotations
