@@ -534,11 +534,14 @@ def _legacy_diffjscc_base(folder: Path) -> dict | None:
 
 
 def _control_base(folder: Path, record: dict) -> str | None:
-    """The base a control module was trained on: its record's ``base``, else ``training.json``'s."""
-    if isinstance(record.get("base"), str):
-        return record["base"]
-    settings = (_json_object(folder / CONTROL_TRAINING) or {}).get("settings")
-    return settings.get("base") if isinstance(settings, dict) and isinstance(settings.get("base"), str) else None
+    """The base a control module was trained on: its record's ``base``, else ``training.json``'s
+    (``base``, or ``settings.base`` as the trainer was given it)."""
+    training = _json_object(folder / CONTROL_TRAINING) or {}
+    settings = training.get("settings") if isinstance(training.get("settings"), dict) else {}
+    for value in (record.get("base"), training.get("base"), settings.get("base")):
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
 
 
 def _load_diffjscc_control(folder: Path, record: dict, device, base=None):
