@@ -209,19 +209,20 @@ def load(name_or_folder: str | Path, device: str | torch.device = "cpu", *, base
 
 def describe(folder: str | Path) -> str:
     """One line on an artifact folder for ``linksim models``: its kind, then what it is
-    (bandwidth ratio, resolution, training steps, …). Raises nothing: a folder of no known
-    kind is said to be one."""
+    (bandwidth ratio, resolution, training steps, …). Never raises (a listing shows every
+    folder): an unknown kind or a config it cannot read is said so in the line."""
     record = identify(folder)
     if record is None:
         return "(not an artifact folder)"
+    width = max(map(len, KINDS))
     kind = KINDS.get(record["kind"])
     if kind is None:
-        return f"{record['kind']} (a kind this linksim does not know: {kinds()})"
+        return f"{record['kind']!s:<{width}}  (a kind this linksim does not know; known: {kinds()})"
     try:
         details = kind.describe(record)
     except (KeyError, TypeError, ValueError, IndexError, ConfigError) as error:
         details = f"(config.json not understood: {type(error).__name__} {error})"
-    return f"{kind.name:<{max(map(len, KINDS))}}  {details}"
+    return f"{kind.name:<{width}}  {details}"
 
 
 def _folder(name_or_folder: str | Path) -> Path:

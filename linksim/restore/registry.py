@@ -13,9 +13,12 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from linksim import zoo
 from linksim.errors import ConfigError
-from linksim.restore.specs import _diffjscc_base_folder, _diffjscc_control, _relabel, validate_spec, weights_digest
-from linksim.zoo import locate as find_folder  # the name earlier releases had here (the trainers and notebooks use it)
+from linksim.restore.specs import diffjscc_base_folder, diffjscc_control_files, relabel, validate_spec, weights_digest
+
+#: :func:`linksim.zoo.locate` under the name it had here (the DiffJSCC trainer and notebook 05 import it)
+find_folder = zoo.locate
 
 __all__ = ["BUILDERS", "find_folder", "make_restorer", "validate_spec", "weights_digest"]
 
@@ -33,7 +36,7 @@ def make_restorer(spec: dict, *, progress: bool = True, where: str = "restorer")
     try:
         restorer = BUILDERS[spec["type"]](spec, progress)
     except ConfigError as error:
-        raise (error if error.field.startswith(where) else _relabel(error, where)) from None
+        raise (error if error.field.startswith(where) else relabel(error, where)) from None
     restorer.label = spec["name"]
     restorer.batch = spec.get("batch", 1)
     return restorer
@@ -42,7 +45,6 @@ def make_restorer(spec: dict, *, progress: bool = True, where: str = "restorer")
 # ----------------------------------------------------------------------------- sing-zero, sing-inn, commin
 
 def _build_sing_zero(spec: dict, progress: bool):
-    from linksim import zoo
     from linksim.restore.ddnm import DDNMRestorer, SigmaYTable, sigma_y_from_snr
 
     sigma_y = spec["sigma_y"]
@@ -59,7 +61,6 @@ def _build_sing_zero(spec: dict, progress: bool):
 
 
 def _build_guided(spec: dict, progress: bool):
-    from linksim import zoo
     from linksim.restore.ddnm import SNRTable
     from linksim.restore.sing_inn import SINGINNRestorer
 
@@ -83,8 +84,8 @@ def _build_diffjscc(spec: dict, progress: bool):
 
     # the folders validation found (a path as given, or a shipped name resolved) — the ones hashed
     try:
-        base = _diffjscc_base_folder(spec["base"], "restorer")
-        control = _diffjscc_control(spec["control"], "restorer")
+        base = diffjscc_base_folder(spec["base"], "restorer")
+        control = diffjscc_control_files(spec["control"], "restorer")
     except ConfigError as error:  # "restorer.base" → "base" (make_restorer prefixes its `where`)
         raise ConfigError(error.field.rsplit(".", 1)[-1], error.value, error.allowed) from None
     try:

@@ -98,10 +98,12 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from linksim import zoo
 from linksim.devices import parse_device
 from linksim.errors import ConfigError
 
-__all__ = ["TYPES", "RestorerType", "register", "validate_spec", "weights_digest"]
+__all__ = ["TYPES", "RestorerType", "diffjscc_base_folder", "diffjscc_control_files", "register", "relabel",
+           "validate_spec", "weights_digest"]
 
 
 @dataclass(frozen=True)
@@ -164,15 +166,14 @@ def validate_spec(spec: dict, where: str = "restorer") -> dict:
 
 def weights_digest(spec: dict, where: str = "restorer") -> str:
     """SHA-256 over the weight files of a (validated) entry: a run's results depend on them."""
-    from linksim import zoo
-
     spec = validate_spec(spec, where)
     return zoo.files_digest(*TYPES[spec["type"]].weights(spec))
 
 
 # ----------------------------------------------------------------------------- helpers
 
-def _relabel(error: ConfigError, where: str) -> ConfigError:
+def relabel(error: ConfigError, where: str) -> ConfigError:
+    """``error`` with its field under the entry's prefix: ``prior`` → ``restorers[0].prior``."""
     return ConfigError(f"{where}.{error.field}", error.value, error.allowed)
 
 
@@ -192,7 +193,6 @@ def _real(value, field: str, allowed: str, low: float = 0.0, high: float = math.
 
 
 def _prior_files(prior, where: str):
-    from linksim import zoo
     from linksim.restore.priors import inspect_prior
 
     if not isinstance(prior, str) or not prior.strip():
@@ -201,7 +201,7 @@ def _prior_files(prior, where: str):
     try:
         return inspect_prior(zoo.resolve_prior(prior))
     except ConfigError as error:
-        raise _relabel(error, where) from None
+        raise relabel(error, where) from None
 
 
 # ----------------------------------------------------------------------------- sing-zero
@@ -215,7 +215,7 @@ def _validate_sing_zero(spec: dict, where: str) -> dict:
     try:
         operator = make_operator(spec.get("operator", "avgpool4")).name
     except ConfigError as error:
-        raise _relabel(error, where) from None
+        raise relabel(error, where) from None
     steps = _integer(spec, "steps", 100, where, 1, files.num_train_timesteps)
     sampler = spec.get("sampler", "ddpm")
     if sampler not in ("ddpm", "ddim"):
@@ -230,7 +230,7 @@ def _validate_sing_zero(spec: dict, where: str) -> dict:
         try:
             sigma_y = SigmaYTable(sigma_y).as_dict()
         except ConfigError as error:
-            raise _relabel(error, where) from None
+            raise relabel(error, where) from None
     elif sigma_y is not None and sigma_y != "snr":
         sigma_y = _real(sigma_y, f"{where}.sigma_y", "nothing (0: plain DDNM), a number ≥ 0 in image units "
                                                      "([0, 1] scale), 'snr' (DDNM+ with σ_y from the channel SNR) or "
@@ -240,7 +240,7 @@ def _validate_sing_zero(spec: dict, where: str) -> dict:
     try:
         travel_schedule(steps, jump_length, jump_n_sample)
     except ConfigError as error:
-        raise _relabel(error, where) from None
+        raise relabel(error, where) from None
     out = {"prior": spec["prior"], "operator": operator, "steps": steps, "sampler": sampler, "eta": eta,
            "sigma_y": sigma_y}
     if sigma_y == "snr":
@@ -268,8 +268,6 @@ register(RestorerType(
 # ----------------------------------------------------------------------------- sing-inn, commin
 
 def _inn_folder(inn, where: str, conditional: bool):
-    from linksim import zoo
-
     kind = "an SNR-conditioned" if conditional else "an unconditioned (CommIN)"
     names = [n for n in zoo.available("inn") if zoo.read_config(zoo.resolve(n))["config"]["conditional"] == conditional]
     if not isinstance(inn, str) or not inn.strip():
@@ -305,8 +303,6 @@ def _validate_guided(spec: dict, where: str, conditional: bool) -> dict:
 
 
 def _guided_weights(spec: dict) -> list[Path]:
-    from linksim import zoo
-
     return _sing_zero_weights(spec) + [zoo.weights_path(zoo.resolve(spec["inn"]))]
 
 
@@ -351,15 +347,13 @@ def _model_weights(folder: Path, field: str, what: str) -> list[Path]:
     raise ConfigError(field, str(folder), f"{what} with {_DIFFUSERS_WEIGHTS} (missing; pickled weights are never loaded)")
 
 
-def _diffjscc_base_folder(base, where: str) -> Path:
+def diffjscc_base_folder(base, where: str) -> Path:
     """The folder of ``base`` (a path or a shipped name); ConfigError ``<where>.base`` when there is none."""
     field = f"{where}.base"
     layout = ("a local diffusers folder with vae/, unet/ and scheduler/ (hub ids are not fetched) or the name of one "
               "under $LINKSIM_CHECKPOINTS or linksim/checkpoints/")
     if not isinstance(base, str) or not base.strip():
         raise ConfigError(field, base, layout)
-    from linksim import zoo
-
     root = zoo.locate(base)
     if root is None:
         raise ConfigError(field, base, f"{layout} (names: {zoo.available('diffjscc-base')}); no such folder or name")
@@ -371,7 +365,7 @@ def _diffjscc_base(base, where: str) -> dict:
     {"folder": Path, "weights": [files], "num_train_timesteps": int, "text": bool}."""
     field = f"{where}.base"
     layout = "a local diffusers folder with vae/, unet/ and scheduler/"
-    root = _diffjscc_base_folder(base, where)
+    root = diffjscc_base_folder(base, where)
     for name in ("vae", "unet", "scheduler"):
         if not (root / name).is_dir():
             raise ConfigError(field, base, f"{layout}; {name}/ is missing")
@@ -385,7 +379,7 @@ def _diffjscc_base(base, where: str) -> dict:
             "num_train_timesteps": steps if isinstance(steps, int) else 1000, "text": text}
 
 
-def _diffjscc_control(control, where: str) -> list[Path]:
+def diffjscc_control_files(control, where: str) -> list[Path]:
     """Cheap checks of a control folder (a path or a shipped name): [model.safetensors, config.json]
     (the folder is their parent); [] for None."""
     field = f"{where}.control"
@@ -396,8 +390,6 @@ def _diffjscc_control(control, where: str) -> list[Path]:
         return []
     if not isinstance(control, str) or not control.strip():
         raise ConfigError(field, control, what)
-    from linksim import zoo
-
     folder = zoo.locate(control)
     if folder is None:
         raise ConfigError(field, control, f"{what} (names: {zoo.available('diffjscc-control')}); no such folder or name")
@@ -412,7 +404,7 @@ def _validate_diffjscc(spec: dict, where: str) -> dict:
     import importlib.util
 
     base = _diffjscc_base(spec.get("base"), where)
-    _diffjscc_control(spec.get("control"), where)
+    diffjscc_control_files(spec.get("control"), where)
     steps = _integer(spec, "steps", 100, where, 1, min(1000, base["num_train_timesteps"]))
     color_fix = spec.get("color_fix", True)
     if not isinstance(color_fix, bool):
@@ -439,7 +431,7 @@ def _validate_diffjscc(spec: dict, where: str) -> dict:
 
 
 def _diffjscc_weights(spec: dict) -> list[Path]:
-    return _diffjscc_base(spec["base"], "restorer")["weights"] + _diffjscc_control(spec["control"], "restorer")
+    return _diffjscc_base(spec["base"], "restorer")["weights"] + diffjscc_control_files(spec["control"], "restorer")
 
 
 register(RestorerType(
