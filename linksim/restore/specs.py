@@ -67,10 +67,12 @@ on x̂, the channel SNR and text. Keys:
                                              (scheduler_config.json); optional ``text_encoder/``
                                              + ``tokenizer/``; or the name of such a folder under
                                              ``$LINKSIM_CHECKPOINTS`` or ``linksim/checkpoints/``
-                                             (:func:`linksim.zoo.locate`). Images: H, W multiples of the VAE's factor
+                                             (:func:`linksim.zoo.locate`). Images: H, W
+                                             multiples of the VAE's factor
 ``control``       None                       a folder written by ``linksim train diffjscc-control``
-                                             (``ControlModule.save``: config.json + model.safetensors),
-                                             or its shipped name (as ``base``);
+                                             (``ControlModule.save`` or ``.save_pretrained``:
+                                             config.json + model.safetensors), or its shipped
+                                             name (as ``base``);
                                              None = a fresh zero-initialized control module, i.e. the
                                              unsteered base model (x̂ is then used only by ``color_fix``)
 ``steps``         100                        spaced DDPM (η = 1) sampling steps, 1 … the scheduler's
