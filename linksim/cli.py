@@ -158,44 +158,14 @@ def _calibrate_sigma_y(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    import json
-    from fractions import Fraction
-
     from linksim import zoo
-    from linksim.restore.registry import control_module_names, find_folder
 
-    names, controls = zoo.available(), control_module_names()
-    if not names and not controls:
+    names = zoo.available()
+    if not names:
         print("no checkpoints found (shipped ones live in linksim/checkpoints/, more under $LINKSIM_CHECKPOINTS)")
-    width = max(map(len, names + controls), default=0) + 1
+    width = max(map(len, names), default=0) + 1
     for name in names:
-        # find_folder, not zoo.resolve: a DiffJSCC base is a diffusers folder (vae/, unet/) with no root weights
-        meta = zoo.read_config(find_folder(name))
-        if meta["kind"] == zoo.PRIOR_KIND:
-            size = meta["config"].get("sample_size")
-            print(f"{name:<{width}} {meta['kind']:<9} {size}×{size} RGB diffusion prior, {meta.get('step', '?')} steps")
-        elif meta["kind"] == "deepjscc":
-            from linksim.jscc.models import DeepJSCCConfig
-
-            cfg = DeepJSCCConfig.from_dict(meta["config"])
-            lo, hi = cfg.snr_range_db
-            print(f"{name:<{width}} deepjscc  ρ = {Fraction(cfg.bcr()).limit_denominator(100000)!s:<6} {cfg.channel:<15} "
-                  f"SNR {lo:g}…{hi:g} dB  {meta.get('step', '?')} steps")
-        elif meta["kind"] == "linear-basis":
-            block = meta["config"]["block"]
-            print(f"{name:<{width}} linear-basis  PCA of {block}×{block}×3 blocks, {meta.get('images', '?')} images "
-                  "(the linear analog scheme's transform)")
-        elif meta["kind"] == "diffjscc-base":
-            vae, unet = meta["config"]["vae"], meta["config"]["unet"]
-            factor = 2 ** (len(vae["block_out_channels"]) - 1)
-            print(f"{name:<{width}} diffjscc-base  latent diffusion base: VAE f = {factor}, {vae['latent_channels']} latent "
-                  f"channels; UNet {unet['block_out_channels']}")
-        else:
-            print(f"{name:<{width}} {meta['kind']}")
-    for name in controls:
-        config = json.loads((find_folder(name) / "config.json").read_text())
-        variant = "spatial + SNR" if config.get("snr_embedding", True) else "spatial only"
-        print(f"{name:<{width}} diffjscc control module ({variant}); base UNet {config.get('base_block_out_channels')}")
+        print(f"{name:<{width}} {zoo.describe(zoo.locate(name))}")
     return 0
 
 

@@ -24,7 +24,8 @@ from linksim.link import Bandwidth  # noqa: E402
 from linksim.metrics import psnr  # noqa: E402
 from linksim.restore import make_restorer  # noqa: E402
 from linksim.restore.diffjscc_control import ControlModule  # noqa: E402
-from linksim.restore.registry import PLANNED, validate_spec, weights_digest  # noqa: E402
+from linksim.restore.registry import validate_spec, weights_digest  # noqa: E402
+from linksim.restore.specs import TYPES  # noqa: E402
 from linksim.results import COLUMNS, read_results  # noqa: E402
 from linksim.runner import restore_points  # noqa: E402
 from linksim.scenario import parse_scenario  # noqa: E402
@@ -70,7 +71,7 @@ def x_hat_of(ckpt, images, snr: float = 5.0) -> tuple[torch.Tensor, torch.Tensor
 # ----------------------------------------------------------------------------- end to end
 
 def test_diffjscc_rows_end_to_end_and_reproducible(tmp_path, ckpt, images, base):
-    assert "diffjscc" not in PLANNED
+    assert "diffjscc" in TYPES
     scenario = parse_scenario(scenario_dict(ckpt, images, tmp_path / "out", base))
     spec = scenario.restorers[0]
     assert spec == {"name": "DiffJSCC", "type": "diffjscc", "base": str(base), "control": None, "steps": STEPS,

@@ -20,9 +20,8 @@ from linksim.data import load_images, to_tensor  # noqa: E402
 from linksim.metrics import psnr  # noqa: E402
 from linksim.restore.diffjscc import DiffJSCCPipeline  # noqa: E402
 from linksim.restore.diffjscc_control import ControlModule  # noqa: E402
-from linksim.restore.registry import control_module_names, find_folder  # noqa: E402
 from linksim.seeding import point_generator  # noqa: E402
-from linksim.zoo import load_deepjscc  # noqa: E402
+from linksim.zoo import available, load_deepjscc, locate  # noqa: E402
 
 BASE, CONTROL, SPATIAL = "diffjscc-base-natural", "diffjscc-control-r1_192", "diffjscc-control-r1_192-spatial"
 STEPS = 8
@@ -42,11 +41,11 @@ def photos() -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def pipes() -> dict[str, DiffJSCCPipeline]:
-    base = find_folder(BASE)
+    base = locate(BASE)
     assert base is not None, f"{BASE} is not shipped"
     return {"fresh": DiffJSCCPipeline.from_pretrained(base, None, device="cpu"),
-            "snr": DiffJSCCPipeline.from_pretrained(base, find_folder(CONTROL), device="cpu"),
-            "spatial": DiffJSCCPipeline.from_pretrained(base, find_folder(SPATIAL), device="cpu")}
+            "snr": DiffJSCCPipeline.from_pretrained(base, locate(CONTROL), device="cpu"),
+            "spatial": DiffJSCCPipeline.from_pretrained(base, locate(SPATIAL), device="cpu")}
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +100,9 @@ def test_the_snr_reaches_only_the_snr_module(pipes, x_hat):
     assert torch.equal(*told["spatial"])
 
 
-@pytest.mark.parametrize("name", control_module_names())
+@pytest.mark.parametrize("name", available("diffjscc-control"))
 def test_control_folders_hold_what_their_records_say(pipes, name):
-    folder = find_folder(name)
+    folder = locate(name)
     record = json.loads((folder / "training.json").read_text())
     control = ControlModule.load(folder, pipes["fresh"].controlled.unet)
     assert sum(p.numel() for p in control.parameters()) == record["parameters"]
@@ -119,4 +118,4 @@ def test_control_folders_hold_what_their_records_say(pipes, name):
 
 
 def test_every_bandwidth_of_the_scenarios_has_its_control_module():
-    assert {CONTROL, SPATIAL, "diffjscc-control-r1_96", "diffjscc-control-r1_384"} <= set(control_module_names())
+    assert {CONTROL, SPATIAL, "diffjscc-control-r1_96", "diffjscc-control-r1_384"} <= set(available("diffjscc-control"))

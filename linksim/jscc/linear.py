@@ -153,6 +153,17 @@ class LinearBasis(nn.Module):
     def config(self) -> dict:
         return {"block": self.block, "dim": self.dim}
 
+    def save_pretrained(self, folder: str | Path, card: str | None = None, extra: dict | None = None) -> Path:
+        """Write ``model.safetensors`` + ``config.json`` (kind ``linear-basis``) into ``folder``
+        (atomically; an existing ``MODEL_CARD.md`` stays unless ``card`` replaces it); ``extra``:
+        more top-level ``config.json`` entries (data, energy). :returns: the folder."""
+        return zoo.save_checkpoint(self, folder, LINEAR_KIND, self.config(), card=card, extra=extra)
+
+    @classmethod
+    def from_pretrained(cls, name_or_folder: str | Path = DEFAULT_BASIS) -> "LinearBasis":
+        """A saved basis (checkpoint name or folder of kind ``linear-basis``; :func:`load_linear_basis`)."""
+        return load_linear_basis(name_or_folder)
+
 
 def fit_pca(pixels: list[np.ndarray], block: int = BLOCK) -> tuple[LinearBasis, int]:
     """Principal components of all non-overlapping ``block``×``block`` blocks of the images.
@@ -187,12 +198,7 @@ def load_linear_basis(name_or_folder: str | Path = DEFAULT_BASIS) -> LinearBasis
     if cfg["kind"] != LINEAR_KIND:
         raise ConfigError("basis", str(name_or_folder), f"a {LINEAR_KIND} checkpoint (this one is {cfg['kind']!r}); "
                                                         f"available: {zoo.available(LINEAR_KIND)}")
-    basis = LinearBasis(int(cfg["config"]["block"]))
-    state = zoo.load_state(folder)
-    zoo.check_state(basis, state, str(folder))
-    basis.load_state_dict(state)
-    basis.name = folder.name
-    return basis
+    return zoo.load(folder)
 
 
 # ----------------------------------------------------------------------------- the code

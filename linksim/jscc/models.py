@@ -415,6 +415,26 @@ class DeepJSCC(nn.Module):
             warnings.warn(f"DeepJSCC: SNR {vals.tolist()} dB outside the trained range [{lo}, {hi}] dB; "
                           "the model extrapolates there", stacklevel=2)
 
+    # -- the artifact folder --------------------------------------------------------
+    def save_pretrained(self, folder, card: Optional[str] = None, extra: Optional[dict] = None):
+        """Write ``model.safetensors`` + ``config.json`` (kind ``deepjscc``) into ``folder``
+        (atomically; an existing ``MODEL_CARD.md`` stays unless ``card`` replaces it).
+
+        :param extra: more top-level ``config.json`` entries (training settings, history).
+        :returns: the folder (a ``pathlib.Path``), loadable with :meth:`from_pretrained`.
+        """
+        from linksim import zoo
+
+        return zoo.save_checkpoint(self, folder, "deepjscc", self.config.to_dict(), card=card, extra=extra)
+
+    @classmethod
+    def from_pretrained(cls, name_or_folder, device="cpu") -> "DeepJSCC":
+        """A saved model (a checkpoint name or folder of kind ``deepjscc``), in eval mode
+        (:func:`linksim.zoo.load_deepjscc`)."""
+        from linksim import zoo
+
+        return zoo.load_deepjscc(name_or_folder, device=device)
+
 
 def _check_image(x) -> None:
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():

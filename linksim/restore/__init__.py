@@ -9,6 +9,7 @@ Nothing here imports ``linksim.channel``, ``linksim.digital`` or ``linksim.jscc`
 - :mod:`~linksim.restore.inn` — the conditional INN of SING-INN / CommIN (:class:`~linksim.restore.inn.ConditionalINN`);
 - :mod:`~linksim.restore.sing_inn` — SING-INN / CommIN guidance (:class:`SINGINNRestorer`);
 - :mod:`~linksim.restore.priors` — diffusers UNet priors loaded offline (:func:`load_prior`);
+- :mod:`~linksim.restore.specs` — the restorer entries' schema and checks (:func:`validate_spec`);
 - :mod:`~linksim.restore.registry` — restorers by type for scenarios (:func:`make_restorer`).
 
 Training (``linksim train prior|inn|diffjscc-base|diffjscc-control``) lives in :mod:`linksim.train`.

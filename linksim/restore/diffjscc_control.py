@@ -310,6 +310,21 @@ class ControlModule(nn.Module):
         with open(os.path.join(folder, CONFIG_NAME), "w") as fh:
             json.dump(self.config.to_dict(), fh, indent=2)
 
+    def save_pretrained(self, folder: Union[str, os.PathLike], card: Optional[str] = None,
+                        base: Optional[str] = None):
+        """Write ``model.safetensors`` + ``config.json`` ``{"kind": "diffjscc-control", "config":
+        {...}}`` into ``folder`` (atomically; an existing ``MODEL_CARD.md`` stays unless ``card``
+        replaces it). :meth:`load` and :func:`linksim.zoo.load` read it, as they read :meth:`save`'s.
+
+        :param base: the name or folder of the ``diffjscc-base`` it steers (recorded as ``base``,
+            what :func:`linksim.zoo.load` builds the pipeline on).
+        :returns: the folder (a ``pathlib.Path``).
+        """
+        from linksim import zoo
+
+        return zoo.save_checkpoint(self, folder, "diffjscc-control", self.config.to_dict(), card=card,
+                                   extra={"base": str(base)} if base is not None else None)
+
     @classmethod
     def load(cls, folder: Union[str, os.PathLike], unet: UNet2DConditionModel) -> "ControlModule":
         """Rebuild a saved control module on top of its base ``unet`` and load its weights.
@@ -330,6 +345,8 @@ class ControlModule(nn.Module):
                 raw = json.load(fh)
         except (OSError, ValueError) as e:
             raise ConfigError("config", os.path.join(folder, CONFIG_NAME), f"a readable JSON object ({e})") from None
+        if isinstance(raw, dict) and raw.get("kind") == "diffjscc-control" and "config" in raw:
+            raw = raw["config"]  # save_pretrained's folder: the control config under linksim's artifact record
         config = ControlModuleConfig.from_dict(raw)
         _check_supported(unet)
         for key, value in ControlModuleConfig.base_fields(unet).items():

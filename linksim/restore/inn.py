@@ -420,3 +420,21 @@ class ConditionalINN(nn.Module):
     def coarse(self, x: torch.Tensor, snr_db: SNR = None) -> torch.Tensor:
         """The coarse part [B, C, H/s, W/s] of x (trained to match ``avg_pool2d(x̂, s)``)."""
         return self.forward(x, snr_db)[0]
+
+    # -- the artifact folder
+
+    def save_pretrained(self, folder, card: Optional[str] = None, extra: Optional[dict] = None):
+        """Write ``model.safetensors`` + ``config.json`` (kind ``inn``) into ``folder`` (atomically;
+        an existing ``MODEL_CARD.md`` stays unless ``card`` replaces it); ``extra``: more
+        top-level ``config.json`` entries. :returns: the folder, loadable with :meth:`from_pretrained`."""
+        from linksim import zoo
+
+        return zoo.save_checkpoint(self, folder, "inn", self.config.to_dict(), card=card, extra=extra)
+
+    @classmethod
+    def from_pretrained(cls, name_or_folder, device="cpu") -> "ConditionalINN":
+        """A saved INN (checkpoint name or folder of kind ``inn``): eval mode, frozen, with ``.name``
+        and ``.meta`` (:func:`linksim.zoo.load_inn`)."""
+        from linksim import zoo
+
+        return zoo.load_inn(name_or_folder, device=device)
