@@ -1,6 +1,6 @@
 """What every transmission scheme shares: the bandwidth it is given and what it returns.
 
-A *scheme* is a transmitter–receiver pair (DESIGN.md §1, §4). Every scheme at a scenario
+A *scheme* is a transmitter–receiver pair (docs/ARCHITECTURE.md §1, §4). Every scheme at a scenario
 point gets the same number ``k`` of complex channel uses per image, fixed by the
 :class:`Bandwidth` (cpp or BCR) and the image size, and returns a :class:`LinkOutput`.
 """
@@ -22,7 +22,7 @@ from linksim.errors import ConfigError
 class Bandwidth:
     """The channel budget of one image, as cpp or as BCR ρ (exactly one is set).
 
-    ``cpp`` = k/(H·W) complex channel uses per pixel, ``bcr`` = k/(3·H·W) (DESIGN.md §2).
+    ``cpp`` = k/(H·W) complex channel uses per pixel, ``bcr`` = k/(3·H·W) (docs/ARCHITECTURE.md §2).
     """
 
     cpp: float | None = None

@@ -6,7 +6,7 @@ Each point draws its randomness from a generator derived from (seed, scheme, ima
 SNR, trial) (:mod:`linksim.seeding`), so a point gives the same numbers whatever ran
 before it; rows go to ``results.csv`` as each point finishes and a rerun skips the
 points already there. The runner composes the physical layer and the restorers
-(DESIGN.md §3: ``linksim.restore`` never sees a channel): each restorer runs on the
+(docs/ARCHITECTURE.md §3: ``linksim.restore`` never sees a channel): each restorer runs on the
 receiver output x̂ of a point with its own generator derived from (seed, scheme,
 restorer, image id, SNR, trial), and its row's metrics compare x with x̃ clipped to
 [0, 1] (the restored image as saved; the restorer itself does not clip). A restorer's

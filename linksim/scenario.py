@@ -276,7 +276,7 @@ def validate_scheme(value, bandwidth: dict, where: str = "scheme") -> dict:
 def _restorers(value, scheme_names: list[str]) -> list[dict]:
     """The ``restorers:`` list: each entry validated by the restorer registry (no weights
     loaded), plus ``after``, the schemes it restores (default: all)."""
-    from linksim.restore.registry import validate_spec
+    from linksim.restore.specs import validate_spec
 
     if value is None:
         return []
@@ -369,7 +369,7 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
 
 
 def _restorer_digest(restorer: dict, index: int) -> str:
-    from linksim.restore.registry import weights_digest
+    from linksim.restore.specs import weights_digest
 
     return weights_digest({k: v for k, v in restorer.items() if k != "after"}, f"restorers[{index}]")
 

@@ -1,4 +1,4 @@
-r"""Units of the link: one definition each (DESIGN §2).
+r"""Units of the link: one definition each (docs/ARCHITECTURE.md §2).
 
 ==================  ===========================================================
 quantity            definition

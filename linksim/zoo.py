@@ -1,6 +1,6 @@
 """Artifacts: names → folders of weights + ``config.json`` + ``MODEL_CARD.md``, and one loader.
 
-An artifact folder holds exactly what rebuilds a model (DESIGN.md §6):
+An artifact folder holds exactly what rebuilds a model (docs/ARCHITECTURE.md §6):
 
     model.safetensors   weights (never a pickle: loading one is refused)
     config.json         ``{"kind": "deepjscc", "config": {...}}`` — the architecture

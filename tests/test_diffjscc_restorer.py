@@ -24,7 +24,7 @@ from linksim.link import Bandwidth  # noqa: E402
 from linksim.metrics import psnr  # noqa: E402
 from linksim.restore import make_restorer  # noqa: E402
 from linksim.restore.diffjscc_control import ControlModule  # noqa: E402
-from linksim.restore.registry import validate_spec, weights_digest  # noqa: E402
+from linksim.restore.specs import validate_spec, weights_digest  # noqa: E402
 from linksim.restore.specs import TYPES  # noqa: E402
 from linksim.results import COLUMNS, read_results  # noqa: E402
 from linksim.runner import restore_points  # noqa: E402

@@ -1,4 +1,4 @@
-"""DeepJSCC against its contract (DESIGN §2, §4): power, bandwidth, LMMSE, GDN, gradients, training, CLI.
+"""DeepJSCC against its contract (docs/ARCHITECTURE.md §2, §4): power, bandwidth, LMMSE, GDN, gradients, training, CLI.
 
 Tiny models only (widths (8, 8), c = 2–4, 16–50 px images): the whole file runs in seconds
 on one CPU thread.

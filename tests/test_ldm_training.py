@@ -17,7 +17,7 @@ from linksim.cli import main  # noqa: E402
 from linksim.errors import ConfigError  # noqa: E402
 from linksim.restore.diffjscc import DiffJSCCPipeline  # noqa: E402
 from linksim.train.diffjscc_base import BASE_KIND, BaseSettings, train_base  # noqa: E402
-from linksim.restore.registry import validate_spec  # noqa: E402
+from linksim.restore.specs import validate_spec  # noqa: E402
 from linksim.crops import ResizedCrops  # noqa: E402
 from linksim.seeding import point_generator  # noqa: E402
 

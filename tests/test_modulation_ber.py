@@ -1,6 +1,6 @@
 """Uncoded BER of BPSK/QPSK/16-QAM through Sionna's mapper + linksim channels vs. closed forms.
 
-SNR = 1/sigma^2 per complex use (DESIGN §2), unit-energy constellations, complex noise
+SNR = 1/sigma^2 per complex use (docs/ARCHITECTURE.md §2), unit-energy constellations, complex noise
 CN(0, sigma^2) (sigma^2/2 per real dimension), hard decisions from the APP LLR sign.
 Every point must fall inside the 99 % binomial confidence interval (normal approximation)
 of the closed form.

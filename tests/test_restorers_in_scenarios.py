@@ -20,7 +20,7 @@ from linksim.jscc import DeepJSCCScheme
 from linksim.link import Bandwidth
 from linksim.metrics import psnr
 from linksim.restore import make_operator, make_restorer
-from linksim.restore.registry import validate_spec
+from linksim.restore.specs import validate_spec
 from linksim.results import COLUMNS, LEGACY_COLUMNS, read_results
 from linksim.runner import format_summary, restore_points
 from linksim.scenario import parse_scenario
@@ -203,7 +203,7 @@ def test_registry_maps_sigma_y(tiny_prior):
 
 
 def test_restore_imports_nothing_from_the_physical_layer():
-    """DESIGN.md §3: linksim.restore sees images and an SNR, never symbols (the runner composes)."""
+    """docs/ARCHITECTURE.md §3: linksim.restore sees images and an SNR, never symbols (the runner composes)."""
     import ast
 
     import linksim.restore

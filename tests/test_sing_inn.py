@@ -16,7 +16,7 @@ from linksim.errors import ConfigError
 from linksim.train.inn import INNSettings, evaluate_inn, train_inn
 from linksim.restore import DDNMRestorer
 from linksim.restore.inn import ConditionalINN, ConditionalINNConfig
-from linksim.restore.registry import validate_spec
+from linksim.restore.specs import validate_spec
 from linksim.restore.sing_inn import SINGINNRestorer, inn_guidance_step
 from linksim.seeding import point_generator
 
@@ -142,7 +142,8 @@ def test_registry_refuses_bad_sing_inn_entries_naming_the_field(entry, field, wo
 
 def test_registry_builds_sing_inn_with_a_zeta_table():
     _needs("ddpm-faces-64", "inn-awgn-r1_192-faces")
-    from linksim.restore.registry import make_restorer, weights_digest
+    from linksim.restore.registry import make_restorer
+    from linksim.restore.specs import weights_digest
 
     spec = {"type": "sing-inn", "prior": "ddpm-faces-64", "inn": "inn-awgn-r1_192-faces", "zeta": {-5: 0.1, 5: 0.3}}
     restorer = make_restorer(spec, progress=False)

@@ -1,4 +1,4 @@
-"""linksim.units against hand-computed values (DESIGN §2)."""
+"""linksim.units against hand-computed values (docs/ARCHITECTURE.md §2)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Checkpoints (DESIGN §6): safetensors + JSON config round-trip bit-exactly; pickles and mismatches are refused."""
+"""Checkpoints (docs/ARCHITECTURE.md §6): safetensors + JSON config round-trip bit-exactly; pickles and mismatches are refused."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The capacity bound: the codec over an ideal channel code at k·log2(1+SNR) bits.
 
 No separate scheme with the same codec and the same k can do better at that SNR, so its
-curve is the envelope every BPG + LDPC curve stays under (DESIGN.md §1). On fading
+curve is the envelope every BPG + LDPC curve stays under (docs/ARCHITECTURE.md §1). On fading
 channels the bound uses the AWGN capacity at the *average* SNR (reported as such).
 """
 

@@ -1,6 +1,6 @@
 """Separate source-channel coding: codec → LDPC → modulation → channel → BP → codec.
 
-Transmitter, per image (DESIGN.md §1):
+Transmitter, per image (docs/ARCHITECTURE.md §1):
 
 1. k complex channel uses from the :class:`~linksim.link.Bandwidth`; at the SNR, the MCS
    (one, or link adaptation over a list, :func:`~linksim.digital.mcs.select_mcs`).
@@ -9,7 +9,7 @@ Transmitter, per image (DESIGN.md §1):
 3. The best codec point (highest PSNR) whose payload fits (:class:`~linksim.digital.source.SourceLadder`).
 4. The payload bits fill ``ceil(P / k_c)`` codewords, the last one padded with zeros;
    codewords are mapped to unit-average-energy symbols (E|s|² = P = 1, so no further
-   normalization: the SNR of DESIGN.md §2 is the per-symbol SNR). Unused uses stay idle.
+   normalization: the SNR of docs/ARCHITECTURE.md §2 is the per-symbol SNR). Unused uses stay idle.
 
 Receiver: perfect CSI, zero-forcing equalization, APP demapping with noise σ²/|h|²
 (the |h|²-scaled LLRs), BP decoding of every codeword.

@@ -1,7 +1,7 @@
 """DeepJSCC autoencoders: the Bourtsoulatze et al. (2019) CNN and its SNR-adaptive variant.
 
 Both map an image to ``k`` complex channel symbols and back, with the channel inside the
-forward pass (DESIGN.md §1):
+forward pass (docs/ARCHITECTURE.md §1):
 
     x [B,3,H,W] ─ pad ─► encoder ─► c real channels [B,c,H'/2^d,W'/2^d] ─ pair ─► z ∈ ℂ^k ─ ‖z‖² = kP ─►
     channel (y = h·z + w) ─► LMMSE estimate ẑ ─► decoder ─► sigmoid ─ crop ─► x̂ [B,3,H,W]
@@ -440,12 +440,3 @@ def _check_image(x) -> None:
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ConfigError("images", shape, "a float tensor [B, 3, H, W] in [0, 1]")
-
-
-def parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def size_mb(model: nn.Module) -> float:
-    return parameter_count(model) * 4 / 2 ** 20
-

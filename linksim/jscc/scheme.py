@@ -2,7 +2,7 @@
 
     image ─► DeepJSCC encoder ─► z ∈ ℂ^k (‖z‖² = kP) ─► channel ─► LMMSE ─► decoder ─► x̂
 
-Analog joint source–channel coding (DESIGN.md §1): no bits, no codec, no decoding failure —
+Analog joint source–channel coding (docs/ARCHITECTURE.md §1): no bits, no codec, no decoding failure —
 ``bits = 0`` and ``decoded = True`` for every image, and the quality degrades smoothly
 with the SNR instead of falling off a cliff.
 

@@ -1,7 +1,7 @@
 """Receiver-side restoration (application layer): images and an SNR in, images out.
 
 Nothing here imports ``linksim.channel``, ``linksim.digital`` or ``linksim.jscc``
-(DESIGN.md §3): a restorer never sees symbols. Modules:
+(docs/ARCHITECTURE.md §3): a restorer never sees symbols. Modules:
 
 - :mod:`~linksim.restore.operators` — linear degradations A with exact A⁺;
 - :mod:`~linksim.restore.core` — the sampling loop (:class:`RestorationCore`);
@@ -21,7 +21,8 @@ from linksim.restore.core import Correction, RestorationCore, StepInfo
 from linksim.restore.ddnm import DDNMHook, DDNMRestorer, sigma_y_from_snr
 from linksim.restore.operators import AvgPool, Compose, Grayscale, Identity, LinearOperator, make_operator
 from linksim.restore.priors import Prior, PriorFiles, check_prior_fits, inspect_prior, load_prior
-from linksim.restore.registry import make_restorer, validate_spec
+from linksim.restore.registry import make_restorer
+from linksim.restore.specs import validate_spec
 from linksim.restore.sing_inn import SINGINNRestorer
 
 __all__ = ["AvgPool", "Compose", "Correction", "DDNMHook", "DDNMRestorer", "Grayscale", "Identity", "LinearOperator",

@@ -13,7 +13,7 @@ Diffusion layout) whose UNet is steered by a trained control module
 :meth:`DiffJSCCPipeline.restore` samples the latent z with the project's one loop,
 :class:`~linksim.restore.core.RestorationCore`, over ``eps(z_t, t) = controlled(z_t, t, c, snr,
 text)`` — spaced DDPM (η = 1), ``steps`` grid steps, no classifier-free guidance, no
-consistency hook (DiffJSCC steers by conditioning only, DESIGN.md §5) — then decodes
+consistency hook (DiffJSCC steers by conditioning only, docs/ARCHITECTURE.md §5) — then decodes
 ``x̃ = (VAE.decode(z / scaling_factor) + 1) / 2`` clamped to [0, 1] and, optionally, applies
 DiffBIR's wavelet colour fix (:func:`wavelet_color_fix`: the low frequencies of x̃ are
 replaced by x̂'s). :meth:`DiffJSCCPipeline.sample_base` is the same loop over the bare base
@@ -436,7 +436,7 @@ class DiffJSCCPipeline:
 
 
 class DiffJSCCRestorer:
-    """A :class:`DiffJSCCPipeline` with the restorer interface of the runner (DESIGN.md §4).
+    """A :class:`DiffJSCCPipeline` with the restorer interface of the runner (docs/ARCHITECTURE.md §4).
 
     ``restore(x_hat, snr_db, generator)``: float [B, 3, H, W] in [0, 1] in, x̃ of the same shape
     out; ``snr_db`` a number or one per image; one generator per image. The scenario entry's

@@ -36,7 +36,7 @@ Shapes (diffusers' conventions): ``sample`` float [B, C, h, w] (the noisy latent
 [B, C_c, h, w] (the condition latent, same h, w), ``snr_db`` a number, a 0-d tensor or float
 [B] (dB), ``encoder_hidden_states`` float [B, L, cross_attention_dim] (text features).
 
-Weights are saved as ``model.safetensors`` plus ``config.json`` (DESIGN.md §6).
+Weights are saved as ``model.safetensors`` plus ``config.json`` (docs/ARCHITECTURE.md §6).
 
 Nothing here imports ``linksim.channel``, ``linksim.digital`` or ``linksim.jscc``: the
 (x, x̂) pairs and latents a control module is trained on are composed one floor higher.

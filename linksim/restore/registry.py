@@ -15,12 +15,9 @@ from typing import Any
 
 from linksim import zoo
 from linksim.errors import ConfigError
-from linksim.restore.specs import diffjscc_base_folder, diffjscc_control_files, relabel, validate_spec, weights_digest
+from linksim.restore.specs import diffjscc_base_folder, diffjscc_control_files, relabel, validate_spec
 
-#: :func:`linksim.zoo.locate` under the name it had here (the DiffJSCC trainer and notebook 05 import it)
-find_folder = zoo.locate
-
-__all__ = ["BUILDERS", "find_folder", "make_restorer", "validate_spec", "weights_digest"]
+__all__ = ["BUILDERS", "make_restorer"]
 
 
 def make_restorer(spec: dict, *, progress: bool = True, where: str = "restorer"):

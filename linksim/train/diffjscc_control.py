@@ -95,7 +95,7 @@ class ControlSettings:
                                                               "SNR embedding")
 
     def __post_init__(self):
-        from linksim.restore.registry import find_folder
+        from linksim import zoo
 
         if not isinstance(self.deepjscc, str) or not self.deepjscc:
             raise ConfigError("deepjscc", self.deepjscc, "a DeepJSCC checkpoint name or folder")
@@ -107,7 +107,7 @@ class ControlSettings:
         if not isinstance(self.base, (str, os.PathLike)) or not str(self.base):
             raise ConfigError("base", self.base, layout)
         self.base = str(self.base)
-        base = find_folder(self.base)
+        base = zoo.locate(self.base)
         if base is None:
             raise ConfigError("base", self.base, f"{layout} (no such folder or name)")
         self._base_folder = base
