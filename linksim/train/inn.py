@@ -248,6 +248,6 @@ def model_card(meta: dict, name: str) -> ModelCard:
             *[f"| {r['snr_db']:g} | {r['inn_mse']:.5f} | {r['linear_mse']:.5f} | {r['ratio']:.3f} |"
               for r in ev["rows"]]]))
     card.sections.append(("Use", [f"`type: {'sing-inn' if c['conditional'] else 'commin'}` restorer entry with "
-                                  f"`inn: {name}` (see `linksim/restore/registry.py`). Outside the trained SNR range "
+                                  f"`inn: {name}` (see `linksim/restore/specs.py`). Outside the trained SNR range "
                                   "the INN warns."]))
     return card
