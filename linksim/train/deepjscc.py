@@ -187,6 +187,37 @@ def _lpips_loss(settings: DeepJSCCSettings, device: torch.device):
     return LPIPS("alex", device=device)
 
 
+def _resume_or_start(model: DeepJSCC, settings: DeepJSCCSettings, out: Path) -> dict:
+    """Bring ``model`` to where the run in ``out`` stands: the saved training weights when a
+    resumable state is there (same settings required), else the start (the linear path's
+    weights, then the warm start). Returns ``{"wall_seconds", "init"}`` of the run so far, or
+    the saved config of a run that is already complete (it has a ``step``).
+
+    :raises ConfigError: field ``out`` for a folder of a run with other settings or of a
+        finished checkpoint.
+    """
+    if (out / STATE).exists():  # resume: the exported weights are the training weights
+        saved = zoo.read_config(out)
+        if saved.get("training") != settings.to_dict():
+            raise ConfigError("out", str(out), "an empty folder or one holding a run with the same settings "
+                                               "(this one was started with different settings; see its config.json)")
+        state = zoo.load_state(out)
+        zoo.check_state(model, state, str(out))
+        model.load_state_dict(state)
+        return {"wall_seconds": saved.get("wall_seconds", 0.0), "init": saved.get("init")}
+    if (out / zoo.WEIGHTS).exists():
+        saved = zoo.read_config(out)
+        if saved.get("training") == settings.to_dict() and saved.get("step") == settings.steps:
+            return saved
+        raise ConfigError("out", str(out), "an empty folder (it holds a finished checkpoint; choose another --out)")
+    if settings.linear_path:  # start as the linear analog code (residual outputs zeroed) …
+        from linksim.jscc.linear import load_linear_basis
+
+        model.init_linear_path(load_linear_basis(settings.linear_path))
+    # … then take every matching tensor of the warm start
+    return {"wall_seconds": 0.0, "init": _init_from(model, settings.init) if settings.init else None}
+
+
 def train_deepjscc(settings: DeepJSCCSettings, out: str | Path, *, command: str = "", progress: bool = True,
                    keep_state: bool = False, stop_after: int | None = None, device: str = "cpu") -> dict:
     """Train (or resume) a DeepJSCC model into ``out``; returns the config dict written.
@@ -212,28 +243,10 @@ def train_deepjscc(settings: DeepJSCCSettings, out: str | Path, *, command: str 
     channel = ChannelOnCPU(make_channel(settings.channel), device)
     meta = {"kind": "deepjscc", "config": cfg.to_dict(), "training": settings.to_dict()}
 
-    elapsed, init = 0.0, None
-    if (out / STATE).exists():  # resume: the exported weights are the training weights
-        saved = zoo.read_config(out)
-        if saved.get("training") != settings.to_dict():
-            raise ConfigError("out", str(out), "an empty folder or one holding a run with the same settings "
-                                               "(this one was started with different settings; see its config.json)")
-        state = zoo.load_state(out)
-        zoo.check_state(model, state, str(out))
-        model.load_state_dict(state)
-        elapsed, init = saved.get("wall_seconds", 0.0), saved.get("init")
-    elif (out / zoo.WEIGHTS).exists():
-        saved = zoo.read_config(out)
-        if saved.get("training") == settings.to_dict() and saved.get("step") == settings.steps:
-            return saved  # already complete
-        raise ConfigError("out", str(out), "an empty folder (it holds a finished checkpoint; choose another --out)")
-    else:
-        if settings.linear_path:  # start as the linear analog code (residual outputs zeroed) …
-            from linksim.jscc.linear import load_linear_basis
-
-            model.init_linear_path(load_linear_basis(settings.linear_path))
-        if settings.init:  # … then take every matching tensor of the warm start
-            init = _init_from(model, settings.init)
+    started = _resume_or_start(model, settings, out)
+    if "step" in started:
+        return started  # already complete
+    elapsed, init = started["wall_seconds"], started["init"]
     # no gradient clipping; the history holds validation rows, not loss means; stop_after acts
     # as an interruption (the run resumes from the last save_every save)
     loop = TrainLoop(state_dir=out, steps=settings.steps, lr=settings.lr, save_every=settings.save_every, opt=opt,

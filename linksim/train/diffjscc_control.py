@@ -163,6 +163,27 @@ def _build_pipeline(settings: ControlSettings, device):
                                             snr_embedding=settings.snr_embedding)
 
 
+def _previous_run(settings: ControlSettings, out: Path) -> dict:
+    """What ``out`` holds of this run: ``{}`` for a fresh start, ``{"wall_seconds"}`` to resume,
+    ``{"complete": True, "record"}`` for a finished run of the same settings.
+
+    :raises ConfigError: field ``out`` for a folder holding a run with other settings.
+    """
+    record_path = out / TRAINING_JSON
+    if not record_path.is_file():
+        return {}
+    saved = json.loads(record_path.read_text())
+    before = saved.get("settings")
+    if isinstance(before, dict):  # a record written before snr_embedding existed: it had one
+        before = {"snr_embedding": True, **before}
+    if before != settings.to_dict():
+        raise ConfigError("out", str(out), "an empty folder or one holding a run with the same settings "
+                                           f"(this one was made with other settings; see its {TRAINING_JSON})")
+    if saved.get("step") == settings.steps and not (out / STATE).exists():
+        return {"complete": True, "record": saved}
+    return {"wall_seconds": saved.get("wall_seconds", 0.0)} if (out / STATE).exists() else {}
+
+
 def train_control(settings: ControlSettings, out: str | Path, *, command: str = "", progress: bool = True,
                   keep_state: bool = False, stop_after: int | None = None, device: str = "cpu") -> dict:
     """Train (or resume) a DiffJSCC control module into ``out``; returns the ``training.json`` written.
@@ -175,18 +196,10 @@ def train_control(settings: ControlSettings, out: str | Path, *, command: str = 
     """
     out = Path(out)
     record_path = out / TRAINING_JSON
-    elapsed = 0.0
-    if record_path.is_file():
-        saved = json.loads(record_path.read_text())
-        before = saved.get("settings")
-        if isinstance(before, dict):  # a record written before snr_embedding existed: it had one
-            before = {"snr_embedding": True, **before}
-        if before != settings.to_dict():
-            raise ConfigError("out", str(out), "an empty folder or one holding a run with the same settings "
-                                               f"(this one was made with other settings; see its {TRAINING_JSON})")
-        if saved.get("step") == settings.steps and not (out / STATE).exists():
-            return saved  # already complete
-        elapsed = saved.get("wall_seconds", 0.0) if (out / STATE).exists() else 0.0
+    saved = _previous_run(settings, out)
+    if saved.get("complete"):
+        return saved["record"]
+    elapsed = saved.get("wall_seconds", 0.0)
     device = training_device(device)
     # the DeepJSCC link runs on the CPU: its channel noise comes from the CPU generator `gen`
     # (so a CUDA run draws the same pairs), and it is small next to the diffusion models
