@@ -249,20 +249,7 @@ def resolve(name_or_path: str | Path) -> Path:
     :raises ConfigError: field ``checkpoint`` — unknown name, a pickle file, or a folder
         without ``model.safetensors`` / ``config.json``.
     """
-    text = str(name_or_path)
-    path = Path(text).expanduser()
-    if path.suffix.lower() in _PICKLE_SUFFIXES:
-        raise ConfigError("checkpoint", text, "a checkpoint folder with model.safetensors + config.json "
-                                              "(pickled weights are never loaded: they can run arbitrary code)")
-    if path.is_file() and path.name == WEIGHTS:
-        path = path.parent
-    if not path.is_dir():
-        for d in _search_dirs():
-            if (d / text).is_dir():
-                path = d / text
-                break
-        else:
-            raise ConfigError("checkpoint", text, f"a checkpoint folder or one of the names {available()}")
+    path = _folder(name_or_path)
     if not (path / CONFIG).is_file():
         raise ConfigError("checkpoint", str(path), f"a folder containing {WEIGHTS} and {CONFIG} ({CONFIG} is missing)")
     weights = weights_path(path)
