@@ -222,7 +222,7 @@ def train_deepjscc(settings: DeepJSCCSettings, out: str | Path, *, command: str 
                    keep_state: bool = False, stop_after: int | None = None, device: str = "cpu") -> dict:
     """Train (or resume) a DeepJSCC model into ``out``; returns the config dict written.
 
-    ``stop_after`` ends the call after that many steps of this session, like an interruption:
+    ``stop_after`` ends the call after that many steps of this call, like an interruption:
     a rerun resumes from the last ``save_every`` save — for tests and notebooks.
 
     ``device``: where the model trains (``cpu``, ``cuda``, ``cuda:N``). Not a training

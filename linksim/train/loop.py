@@ -187,8 +187,8 @@ class TrainLoop:
 
         bar = tqdm(total=self.steps, initial=self.step, desc=desc, unit="step", disable=not progress,
                    dynamic_ncols=True)
-        self.bar, session, t0 = bar, 0, time.perf_counter()
-        while self.step < self.steps and (stop_after is None or session < stop_after):
+        self.bar, this_call, t0 = bar, 0, time.perf_counter()
+        while self.step < self.steps and (stop_after is None or this_call < stop_after):
             for group in self.opt.param_groups:
                 group["lr"] = cosine_lr(self.step, self.steps, self.lr)
             loss, shown = train_step(self.step)
@@ -196,7 +196,7 @@ class TrainLoop:
             if self.ema is not None:
                 self.ema.update(self.step)
             shown = shown.item() if isinstance(shown, torch.Tensor) else float(shown)
-            self.step, session = self.step + 1, session + 1
+            self.step, this_call = self.step + 1, this_call + 1
             self._loss_sum, self._loss_n = self._loss_sum + shown, self._loss_n + 1
             bar.update()
             bar.set_postfix(**(postfix(shown) if postfix else {"loss": f"{shown:.5f}"}))
@@ -205,11 +205,11 @@ class TrainLoop:
             if after_step is not None:
                 after_step(self)
                 t0 = time.perf_counter()
-            stopping = session == stop_after
+            stopping = this_call == stop_after
             if self.step % self.save_every == 0 and self.step < self.steps or stopping and self.save_at_stop:
                 self.save(write, final=False)
         bar.close()
-        return session
+        return this_call
 
     def _flush(self) -> None:
         """Append the mean loss since the last save to the history (when the loop keeps it)."""
