@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_commands(commands)
     _add_measure_commands(commands)
 
-    models = commands.add_parser("models", help="list the checkpoints that load by name")
+    models = commands.add_parser("models", help="list every artifact (of every kind) that loads by name")
     models.set_defaults(handler=_models)
 
     codes = commands.add_parser("codes", help="list the LDPC codes linksim knows")
