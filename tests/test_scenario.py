@@ -101,7 +101,9 @@ def test_shipped_scenarios_are_valid(path):
     from linksim import zoo
 
     raw = yaml.safe_load(path.read_text())
-    missing = [s["model"] for s in raw["schemes"] if s.get("type") == "deepjscc" and s.get("model") not in zoo.available("deepjscc")]
+    models = [m for s in raw["schemes"] if s.get("type") == "deepjscc"
+              for m in (s["model"] if isinstance(s.get("model"), list) else [s.get("model")])]  # a rate sweep: one per ρ
+    missing = [m for m in models if m not in zoo.available("deepjscc")]
     if missing:
         pytest.skip(f"checkpoint {missing[0]} not installed (not trained yet)")
     scenario = load_scenario(path)
