@@ -208,7 +208,8 @@ def rate_figure(summary: list[dict], snrs: list[float], title: str = "", kinds: 
             label = {"capacity": f"{scheme} (bound)", "deepjscc": f"{scheme} (analog)",
                      "linear": f"{scheme} (analog, linear)"}.get(kind, series_label(scheme, restorer))
             top.plot(cpp, psnr, label=label, **style)
-            top.fill_between(cpp, psnr - ci, psnr + ci, color=style["color"], alpha=0.15, linewidth=0)
+            band = 0.2 if kind in ("deepjscc", "linear", "restored") else 0.08  # as in psnr_figure
+            top.fill_between(cpp, psnr - ci, psnr + ci, color=style["color"], alpha=band, linewidth=0)
             if restorer:
                 continue
             decoded = np.array([r["decoded_rate"] or 0.0 for r in rows])
