@@ -236,3 +236,21 @@ def test_the_rate_plot_draws_one_line_per_scheme_over_the_swept_cpps():
     assert [list(line.get_ydata()) for line in bottom.get_lines()][1] == [0, 0, 50, 100]
     # one column of panels per SNR asked for
     assert len(plots.rate_figure(summary + [{**r, "snr_db": 4.0} for r in summary], [1.0, 4.0]).axes) == 4
+
+
+def test_restorer_rows_of_a_sweep_keep_their_bandwidth_and_resume(tmp_path, photo, tiny_prior):
+    from restorer_scenarios import assert_restorer_rows_recompute, crops, quiet_run
+
+    raw = {"name": "tiny-rates-restored", "seed": 4, "images": str(crops(tmp_path / "imgs", photo)), "limit": 1,
+           "channel": "awgn", "snr_db": [5], "trials": 1, "bandwidth": [{"cpp": "1/4"}, {"cpp": 1}],
+           "schemes": [{"name": "cap", "type": "capacity", "codec": {"name": "bpg", "chroma": "420"}}],
+           "restorers": [{"type": "sing-zero", "prior": str(tiny_prior), "operator": "avgpool2", "steps": 2}],
+           "metrics": ["psnr"], "grid": {"snr_db": [5], "images": 1}, "output": str(tmp_path / "out")}
+    scenario = parse_scenario(raw)
+    result = quiet_run(scenario, plots=False)
+    rows = read_results(result.results_csv)
+    assert [(r["bandwidth"], r["restorer"], r["k"]) for r in rows] == [
+        ("1/4", None, 64), ("1/4", "SING-Zero", 64), ("1", None, 256), ("1", "SING-Zero", 256)]  # k = cpp·16·16
+    assert [(s["restorer"], s["cpp"]) for s in result.summary] == [(None, 0.25), (None, 1.0), ("SING-Zero", 0.25),
+                                                                    ("SING-Zero", 1.0)]
+    assert_restorer_rows_recompute(scenario, result.results_csv, "SING-Zero", 2)
