@@ -3,13 +3,14 @@
 A scenario file (see ``scenarios/cliff.yaml``, ``scenarios/cliff_vs_smooth.yaml``) names the
 images (optionally ``resize: N``, a centre square resized to N×N, e.g. a diffusion prior's
 resolution, and ``crop_multiple``, a centre crop to multiples of N per side), the channel,
-the SNR grid, the trials, the bandwidth (cpp or BCR; one mapping, or a list of them for a rate sweep), the schemes (``separate``, ``capacity``,
-``deepjscc``, ``linear``), optionally the restorers applied to their receiver outputs (``sing-zero``; see
-:mod:`linksim.restore.registry`), the metrics, the seed and the output folder. :func:`load_scenario` validates
-all of it up front — every error names the field, the value and what is allowed; a deepjscc
-checkpoint is resolved and its ρ checked against the bandwidth (a list of checkpoints: one per
-bandwidth of the list) — so a bad file fails before
-anything is computed or written. :mod:`linksim.runner` sweeps a validated scenario.
+the SNR grid, the trials, the bandwidth (cpp or BCR; one mapping, or a list of them for a rate
+sweep, ``scenarios/rate_sweep_1db.yaml``), the schemes (``separate``, ``capacity``, ``deepjscc``,
+``linear``), optionally the restorers applied to their receiver outputs (``sing-zero``; see
+:mod:`linksim.restore.registry`), the metrics, the seed and the output folder.
+:func:`load_scenario` validates all of it up front — every error names the field, the value and
+what is allowed; a deepjscc checkpoint is resolved and its ρ checked against the bandwidth (a
+list of checkpoints: one per bandwidth of the list) — so a bad file fails before anything is
+computed or written. :mod:`linksim.runner` sweeps a validated scenario.
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ class Scenario:
         """What determines the numbers of a row: a resumed run must match it.
 
         ``bandwidth`` is the mapping of a single-bandwidth scenario (as before rate sweeps existed,
-        so those runs still resume) and the list of a rate sweep. ``crop_multiple``, ``resize``, ``checkpoints`` (SHA-256 of each deepjscc scheme's weights, so
-        retrained weights are not mixed into an old run), ``restorers`` (the normalized
+        so those runs still resume) and the list of a rate sweep. ``crop_multiple``, ``resize``,
+        ``checkpoints`` (SHA-256 of each deepjscc scheme's weights, a list of them for a list of
+        checkpoints, so retrained weights are not mixed into an old run), ``restorers`` (the normalized
         entries) and ``priors`` (SHA-256 of each restorer's weights) appear only when set, so
         runs made before those fields existed still resume.
         """
