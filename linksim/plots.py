@@ -1,4 +1,5 @@
-"""Pictures of a run: PSNR-vs-SNR curves with confidence bands, and image grids.
+"""Pictures of a run: PSNR-vs-SNR curves with confidence bands, PSNR-vs-cpp curves of a rate
+sweep, and image grids.
 
 Figures are built as ``matplotlib.figure.Figure`` objects and saved directly, without
 pyplot: they render on a headless machine and never switch the global backend (a notebook
@@ -162,6 +163,88 @@ def _shade_lost(top, bottom, all_snr: list[float], all_fail: float | None, some_
         if some_fail - start >= 0.9 * step:
             top.text((start + some_fail) / 2, 0.97, "some\nlost", transform=top.get_xaxis_transform(),
                      ha="center", va="top", fontsize=8, color="#8b1a1a")
+
+
+def psnr_vs_cpp(summary: list[dict], path: Path, snrs: list[float], title: str = "",
+                kinds: dict[str, str] | None = None) -> Path:
+    """:func:`rate_figure` saved to ``path`` (PNG, 130 dpi)."""
+    path = Path(path)
+    rate_figure(summary, snrs, title, kinds).savefig(path, dpi=130)
+    return path
+
+
+def rate_figure(summary: list[dict], snrs: list[float], title: str = "", kinds: dict[str, str] | None = None) -> Figure:
+    """A rate sweep's summary (rows with ``cpp``) as PSNR vs cpp, one column of panels per SNR of
+    ``snrs``: mean PSNR with a 95 % band above, the decode rate below.
+
+    The x axis is log2 with ticks at the swept cpps, labelled as fractions (1/128 … 1/16), as
+    in the DiffJSCC paper's rate comparison. One line per scheme (and per scheme + restorer),
+    styled as in :func:`psnr_figure`. A separate scheme's points are markers labelled with
+    their decode rate when it is below 100 %; a point decoded in < 50 % of the trials (lost:
+    its PSNR is mostly the failure fill's) is a red ×. ``kinds`` as in :func:`psnr_figure`.
+    """
+    from linksim.results import series_label
+
+    kinds = dict(kinds or {})
+    series = list(dict.fromkeys((r["scheme"], r.get("restorer") or None) for r in summary))
+    kind_of = {scheme: kinds.get(scheme) or _guess_kind(scheme) for scheme, _ in series}
+    cpps = sorted({r["cpp"] for r in summary})
+    fig = Figure(figsize=(1.0 + 5.2 * len(snrs), 6.8))
+    axes = fig.subplots(2, len(snrs), sharex=True, squeeze=False, gridspec_kw={"height_ratios": [3, 1.2]})
+    for column, snr in enumerate(snrs):
+        top, bottom = axes[0, column], axes[1, column]
+        counters: dict[str, int] = {}
+        for scheme, restorer in series:
+            kind = "restored" if restorer else kind_of[scheme]
+            index = counters[kind] = counters.get(kind, -1) + 1
+            style = {k: v for k, v in _style(kind, index).items() if k != "drawstyle"}  # no steps over cpp
+            rows = sorted((r for r in summary if r["scheme"] == scheme and (r.get("restorer") or None) == restorer
+                           and r["snr_db"] == snr), key=lambda r: r["cpp"])
+            if not rows:
+                continue
+            cpp = np.array([r["cpp"] for r in rows])
+            psnr = np.array([np.nan if r["psnr"] is None else r["psnr"] for r in rows])
+            ci = np.array([0.0 if r["psnr_ci95"] is None else r["psnr_ci95"] for r in rows])
+            label = {"capacity": f"{scheme} (bound)", "deepjscc": f"{scheme} (analog)",
+                     "linear": f"{scheme} (analog, linear)"}.get(kind, series_label(scheme, restorer))
+            top.plot(cpp, psnr, label=label, **style)
+            band = 0.2 if kind in ("deepjscc", "linear", "restored") else 0.08  # as in psnr_figure
+            top.fill_between(cpp, psnr - ci, psnr + ci, color=style["color"], alpha=band, linewidth=0)
+            if restorer:
+                continue
+            decoded = np.array([r["decoded_rate"] or 0.0 for r in rows])
+            bottom.plot(cpp, 100 * decoded, **style)
+            if kind == "separate":
+                lost = decoded < 0.5
+                top.plot(cpp[lost], psnr[lost], linestyle="none", marker="x", ms=9, mew=2, color="#b2182b", zorder=7)
+                for c, p, d in zip(cpp, psnr, decoded):
+                    if d < 1 and np.isfinite(p):
+                        top.annotate(f"{d:.0%}", (c, p), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                                     color=style["color"])
+        for ax in (top, bottom):
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(cpps)
+            ax.set_xticklabels([_fraction_label(c) for c in cpps])
+            ax.minorticks_off()
+            ax.grid(alpha=0.3)
+        top.set_title(f"SNR {snr:+g} dB" + (f" — {title}" if title and len(snrs) == 1 else ""), fontsize=9)
+        top.set_ylabel("PSNR (dB)")
+        bottom.set_ylabel("decoded (%)")
+        bottom.set_ylim(-5, 105)
+        bottom.set_xlabel("channel uses per pixel (cpp)")
+    axes[0, 0].legend(loc="lower right", fontsize=8, framealpha=0.9)
+    if title and len(snrs) > 1:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _fraction_label(x: float) -> str:
+    """``1/128`` for a cpp that is such a fraction, else 4 significant digits."""
+    from fractions import Fraction
+
+    fraction = Fraction(x).limit_denominator(100000)
+    return str(fraction) if abs(float(fraction) - x) <= 1e-9 * x else f"{x:.4g}"
 
 
 def image_grid(item, schemes: list[str], snrs: list[float], images_dir: Path, path: Path, slug,

@@ -10,6 +10,12 @@ A ``results.csv`` written before the ``restorer`` column existed (header
 :data:`LEGACY_COLUMNS`) holds only receiver outputs: :class:`ResultsStore` upgrades it in
 place (the column inserted, empty in every row, every other cell kept byte for byte) with
 a warning, and the run resumes. Any other header is refused.
+
+A rate sweep (a scenario with several bandwidths) writes :data:`RATE_COLUMNS`: one more column,
+``bandwidth``, the nominal cpp of the point's budget as a fraction (``1/128``; the ``cpp``
+column is what the scheme spent, k/(H·W), which differs between image sizes). Its points are
+keyed and summarized per bandwidth too, and its summary gains nominal ``cpp`` and ``bcr``
+columns. A single-bandwidth run writes exactly the files it wrote before rate sweeps existed.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import csv
 import json
 import math
 import os
+from fractions import Fraction
 from pathlib import Path
 
 from linksim.errors import ConfigError
@@ -29,34 +36,47 @@ COLUMNS = ["scheme", "restorer", "kind", "image", "height", "width", "snr_db", "
            "codewords", "codeword_errors", "channel_uses_used"]
 #: the header before the restorer column existed (upgraded in place when resumed)
 LEGACY_COLUMNS = [c for c in COLUMNS if c != "restorer"]
-TEXT_COLUMNS = {"scheme", "restorer", "kind", "image", "channel", "mcs"}
+#: the columns of a rate sweep: ``bandwidth`` (nominal cpp, e.g. "1/128") after ``channel``
+RATE_COLUMNS = COLUMNS[:COLUMNS.index("k")] + ["bandwidth"] + COLUMNS[COLUMNS.index("k"):]
+TEXT_COLUMNS = {"scheme", "restorer", "kind", "image", "channel", "bandwidth", "mcs"}
 BOOL_COLUMNS = {"decoded", "fits"}
 
 
-def point_key(scheme: str, restorer: str | None, image: str, snr_db: float, trial: int) -> tuple:
+def point_key(scheme: str, restorer: str | None, image: str, snr_db: float, trial: int,
+              bandwidth: str | None = None) -> tuple:
     """Identity of a row; SNRs compare by value (``3`` and ``3.0`` are one point); no
-    restorer (the receiver output) is ``""``."""
-    return (scheme, restorer or "", image, f"{float(snr_db):.6g}", int(trial))
+    restorer (the receiver output) is ``""``. ``bandwidth`` (the label of a rate sweep's
+    bandwidth, ``"1/128"``) is part of the key only when given."""
+    key = (scheme, restorer or "", image, f"{float(snr_db):.6g}", int(trial))
+    return key if bandwidth is None else key + (bandwidth,)
+
+
+def _row_key(row: dict) -> tuple:
+    return point_key(row["scheme"], row.get("restorer"), row["image"], row["snr_db"], row["trial"], row.get("bandwidth"))
 
 
 class ResultsStore:
-    """``results.csv`` in an output folder, appended one batch of rows at a time."""
+    """``results.csv`` in an output folder, appended one batch of rows at a time.
 
-    def __init__(self, path: Path):
+    ``several_bandwidths``: a rate sweep's file (:data:`RATE_COLUMNS`, points keyed by bandwidth too).
+    """
+
+    def __init__(self, path: Path, several_bandwidths: bool = False):
         self.path = Path(path)
+        self.columns = RATE_COLUMNS if several_bandwidths else COLUMNS
         self.done: set[tuple] = set()
         if self.path.exists():
             with self.path.open(newline="") as handle:
                 reader = csv.DictReader(handle)
                 header = reader.fieldnames
-            if header == LEGACY_COLUMNS:
+            if header == LEGACY_COLUMNS and not several_bandwidths:
                 self._upgrade()
-            elif header != COLUMNS:
-                raise ConfigError("output", str(self.path), "a results.csv written by this linksim version; use a new --out folder")
+            elif header != self.columns:
+                raise ConfigError("output", str(self.path), "a results.csv written by this linksim version for the same "
+                                                            "bandwidth(s); use a new --out folder")
             with self.path.open(newline="") as handle:
                 for row in csv.DictReader(handle):
-                    self.done.add(point_key(row["scheme"], row["restorer"], row["image"], float(row["snr_db"]),
-                                            int(row["trial"])))
+                    self.done.add(_row_key({**row, "snr_db": float(row["snr_db"]), "trial": int(row["trial"])}))
 
     def _upgrade(self) -> None:
         """Insert the empty ``restorer`` column into a results.csv of the earlier format."""
@@ -77,14 +97,14 @@ class ResultsStore:
     def append(self, rows: list[dict]) -> None:
         new = not self.path.exists()
         with self.path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+            writer = csv.DictWriter(handle, fieldnames=self.columns, extrasaction="ignore")
             if new:
                 writer.writeheader()
             for row in rows:
-                writer.writerow({k: _format(row.get(k)) for k in COLUMNS})
+                writer.writerow({k: _format(row.get(k)) for k in self.columns})
             handle.flush()
             os.fsync(handle.fileno())
-        self.done.update(point_key(r["scheme"], r.get("restorer"), r["image"], r["snr_db"], r["trial"]) for r in rows)
+        self.done.update(_row_key(r) for r in rows)
 
 
 def _format(value):
@@ -123,16 +143,25 @@ def summarize(rows: list[dict]) -> list[dict]:
     """One row per (scheme, restorer, snr_db): means, a 95 % confidence half-width of PSNR,
     decode rate. ``restorer`` is None for the receiver output.
 
+    Rows of a rate sweep (with a ``bandwidth`` label) are grouped per (scheme, restorer,
+    bandwidth, snr_db), and each summary row gains the nominal ``cpp`` and ``bcr`` = cpp/3 of
+    its bandwidth after ``restorer`` (ordered by cpp within a scheme); single-bandwidth rows
+    give the table they always gave.
+
     PSNR is averaged in dB over images and trials (the convention of the JSCC papers).
     """
+    several = any(row.get("bandwidth") for row in rows)
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["scheme"], row.get("restorer") or None, row["snr_db"]), []).append(row)
+        cpp = float(Fraction(row["bandwidth"])) if several else None
+        groups.setdefault((row["scheme"], row.get("restorer") or None, cpp, row["snr_db"]), []).append(row)
     order = {pair: i for i, pair in enumerate(dict.fromkeys((r["scheme"], r.get("restorer") or None) for r in rows))}
     table = []
-    for (scheme, restorer, snr), members in sorted(groups.items(), key=lambda kv: (order[kv[0][:2]], kv[0][2])):
+    for (scheme, restorer, cpp, snr), members in sorted(groups.items(), key=lambda kv: (order[kv[0][:2]], *kv[0][2:])):
         psnr = [r["psnr"] for r in members if r["psnr"] is not None and math.isfinite(r["psnr"])]
-        entry = {"scheme": scheme, "restorer": restorer, "snr_db": snr, "n": len(members),
+        entry = {"scheme": scheme, "restorer": restorer,
+                 **({"cpp": cpp, "bcr": cpp / 3} if several else {}),
+                 "snr_db": snr, "n": len(members),
                  "psnr": _mean(psnr), "psnr_ci95": _ci95(psnr),
                  "ms_ssim": _mean([r["ms_ssim"] for r in members if r["ms_ssim"] is not None]),
                  "lpips": _mean([r["lpips"] for r in members if r["lpips"] is not None]),
@@ -142,10 +171,11 @@ def summarize(rows: list[dict]) -> list[dict]:
     return table
 
 
-def cliff_snr(summary: list[dict], scheme: str, rate: float = 0.5) -> float | None:
-    """Lowest SNR from which on the decode rate of ``scheme`` stays ≥ ``rate`` (None if never)."""
+def cliff_snr(summary: list[dict], scheme: str, rate: float = 0.5, cpp: float | None = None) -> float | None:
+    """Lowest SNR from which on the decode rate of ``scheme`` stays ≥ ``rate`` (None if never);
+    in a rate sweep's summary, at the bandwidth of nominal ``cpp``."""
     points = sorted((r["snr_db"], r["decoded_rate"]) for r in summary
-                    if r["scheme"] == scheme and not r.get("restorer"))
+                    if r["scheme"] == scheme and not r.get("restorer") and (cpp is None or r.get("cpp") == cpp))
     cliff = None
     for snr, decoded in reversed(points):
         if decoded is None or decoded < rate:

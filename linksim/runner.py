@@ -1,6 +1,6 @@
 """The sweep runner: a validated :class:`~linksim.scenario.Scenario` → results, plots, grids.
 
-    for image → for scheme → for SNR → for trial → [for restorer after that scheme]
+    for image → for bandwidth → for scheme → for SNR → for trial → [for restorer after that scheme]
 
 Each point draws its randomness from a generator derived from (seed, scheme, image id,
 SNR, trial) (:mod:`linksim.seeding`), so a point gives the same numbers whatever ran
@@ -11,7 +11,15 @@ receiver output x̂ of a point with its own generator derived from (seed, scheme
 restorer, image id, SNR, trial), and its row's metrics compare x with x̃ clipped to
 [0, 1] (the restored image as saved; the restorer itself does not clip). A restorer's
 row keeps the link columns of its point (k, bits, decoded, …). The points of one
-(scheme, SNR) that a restorer still needs are restored in batches of its ``batch``. Images
+(scheme, SNR) that a restorer still needs are restored in batches of its ``batch``.
+
+A rate sweep (several bandwidths) runs every scheme at each bandwidth, the bandwidths the
+outer loop inside an image (the codec tables are per image, shared by all bandwidths). The
+bandwidth is not part of a point's generator: the rows of one bandwidth are exactly those of
+the same scenario with that bandwidth alone, and the curves over cpp see common random
+numbers (differences between bandwidths are the rate's, not another noise draw). The rows
+carry the bandwidth's label (``results.csv``'s ``bandwidth`` column) and the points are keyed
+by it. Images
 are brought to the scenario's ``resize`` (a centre square, resized) and centre-cropped to its
 ``crop_multiple``, the same for every scheme. Everything that can be wrong with the inputs
 (scenario fields, image files, checkpoints) is checked before the output folder is created.
@@ -38,15 +46,29 @@ from linksim.errors import ConfigError
 from linksim.link import Bandwidth, Scheme
 from linksim.metrics import MetricSuite
 from linksim.results import ResultsStore, cliff_snr, point_key, read_results, series_label, summarize, write_csv, write_json
-from linksim.scenario import Scenario
+from linksim.scenario import Scenario, bandwidth_label, nominal_cpp
 from linksim.schemes import build_scheme
 from linksim.seeding import point_generator
 
 
-def build_schemes(scenario: Scenario, ladders: LadderCache) -> list[Scheme]:
-    """Scheme objects for the scenario's validated scheme entries (one codec cache shared)."""
-    bandwidth = Bandwidth(**scenario.bandwidth)
+def build_schemes(scenario: Scenario, ladders: LadderCache, bandwidth: dict | None = None) -> list[Scheme]:
+    """Scheme objects for the scenario's validated scheme entries (one codec cache shared), at
+    ``bandwidth`` (one of the scenario's validated mappings; default: its first or only one)."""
+    bandwidth = Bandwidth(**(bandwidth or scenario.bandwidth))
     return [build_scheme(spec, bandwidth, ladders) for spec in scenario.schemes]
+
+
+@dataclass
+class Budget:
+    """One bandwidth of a run and the schemes built for it.
+
+    ``label`` is the value of ``results.csv``'s ``bandwidth`` column (``"1/128"``) in a rate
+    sweep, None in a single-bandwidth run (whose rows have no such column).
+    """
+
+    bandwidth: Bandwidth
+    label: str | None
+    schemes: list[Scheme]
 
 
 @dataclass
@@ -112,7 +134,8 @@ def run_scenario(scenario: Scenario, *, images=None, limit: int | None = None, o
 class Sweep:
     """One run of a scenario, in the order the rows of ``results.csv`` are written:
 
-    for image → for scheme → for SNR → [the link's trials, then each restorer after that scheme].
+    for image → for bandwidth → for scheme → for SNR → [the link's trials, then each restorer
+    after that scheme].
 
     Building it loads the images, the models and the codec tables and checks everything that
     can be wrong with the inputs; only then does it create the output folder.
@@ -127,9 +150,12 @@ class Sweep:
         items = load_images(images if images is not None else scenario.images, limit or scenario.limit)
         # the same picture for every scheme: square + resize (a prior's resolution), then crop
         self.items = [center_crop(square_resize(item, scenario.resize), scenario.crop_multiple) for item in items]
-        self.bandwidth = Bandwidth(**scenario.bandwidth)
+        self.bandwidth = Bandwidth(**scenario.bandwidth)  # the first (or only) one
         self.channel = make_channel(scenario.channel)
-        self.schemes = build_schemes(scenario, LadderCache(scenario.cache_dir or default_cache_dir()))
+        ladders = LadderCache(scenario.cache_dir or default_cache_dir())
+        self.budgets = [Budget(Bandwidth(**b), bandwidth_label(b) if scenario.several_bandwidths else None,
+                               build_schemes(scenario, ladders, b)) for b in scenario.bandwidths]
+        self.schemes = self.budgets[0].schemes  # names, kinds and codecs are the same at every bandwidth
         restorers = build_restorers(scenario, self.items, progress=progress)
         self.metrics = MetricSuite(scenario.metrics)
         self._check_inputs()
@@ -139,7 +165,7 @@ class Sweep:
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "scenario.json", {"name": scenario.name, "source": str(scenario.source), **scenario.fingerprint(),
                                                 "snr_db": scenario.snr_db, "trials": scenario.trials, "grid": scenario.grid})
-        self.store = ResultsStore(self.out / "results.csv")
+        self.store = ResultsStore(self.out / "results.csv", several_bandwidths=scenario.several_bandwidths)
         self.grid_images = {item.id for item in self.items[: scenario.grid["images"]]}
         self.after = {scheme.name: [r for r in restorers if scheme.name in r.after] for scheme in self.schemes}
         self.computed = self.skipped = 0
@@ -149,37 +175,42 @@ class Sweep:
         table (computed once here, cached on disk), and every model must load."""
         coded = {(repr(s.codec), tuple(s.downscale)): s for s in self.schemes if isinstance(s, SourceCodedScheme)}
         for item in tqdm(self.items, desc="codec tables", unit="img", disable=not self.progress or not coded):
-            self.bandwidth.channel_uses(*item.pixels.shape[:2])
-            for scheme in coded.values():
+            for budget in self.budgets:
+                budget.bandwidth.channel_uses(*item.pixels.shape[:2])
+            for scheme in coded.values():  # a codec table is the image's, whatever the bandwidth
                 scheme.ladder(to_tensor([item.pixels])[0])
-        _check_equal_k(self.schemes, self.items, self.bandwidth)
+        for budget in self.budgets:
+            _check_equal_k(budget.schemes, self.items, budget.bandwidth)
 
     def run(self) -> None:
         """Compute every point not yet in ``results.csv``, appending rows as points finish."""
         scenario = self.scenario
-        total = len(self.items) * sum(1 + len(self.after[s.name]) for s in self.schemes) * len(scenario.snr_db) * scenario.trials
+        total = (len(self.items) * len(self.budgets) * sum(1 + len(self.after[s.name]) for s in self.schemes)
+                 * len(scenario.snr_db) * scenario.trials)
         self.bar = tqdm(total=total, desc=scenario.name, unit="pt", disable=not self.progress, dynamic_ncols=True)
         for item in self.items:
             x = to_tensor([item.pixels])
             # Metrics are a pure function of (x, x_hat), and a cliff sweep sends few distinct x_hat
             # per image (the failure fill, a few codec rungs): compute each distinct one once.
             score_cache: dict[Hashable, dict] = {}  # content id or SHA-1 → scores
-            for scheme in self.schemes:
-                for snr in scenario.snr_db:
-                    pending = self._link_trials(item, x, scheme, snr, score_cache)
-                    for restorer in self.after[scheme.name]:
-                        self._restore(item, x, scheme, snr, restorer, pending[restorer.label])
+            for budget in self.budgets:
+                for scheme in budget.schemes:
+                    for snr in scenario.snr_db:
+                        pending = self._link_trials(item, x, budget, scheme, snr, score_cache)
+                        for restorer in self.after[scheme.name]:
+                            self._restore(item, x, budget, scheme, snr, restorer, pending[restorer.label])
         self.bar.close()
 
-    def _link_trials(self, item, x: torch.Tensor, scheme: Scheme, snr: float, score_cache: dict) -> dict[str, list]:
-        """Send ``x`` [1, 3, H, W] through ``scheme`` at ``snr`` for every trial not yet done;
-        returns, per restorer label, the (trial, x̂, link row) its missing points need."""
+    def _link_trials(self, item, x: torch.Tensor, budget: Budget, scheme: Scheme, snr: float,
+                     score_cache: dict) -> dict[str, list]:
+        """Send ``x`` [1, 3, H, W] through ``scheme`` (built for ``budget``) at ``snr`` for every
+        trial not yet done; returns, per restorer label, the (trial, x̂, link row) its missing points need."""
         height, width = item.pixels.shape[:2]
         rows, pending = [], {r.label: [] for r in self.after[scheme.name]}
         for trial in range(self.scenario.trials):
-            raw_done = point_key(scheme.name, None, item.id, snr, trial) in self.store.done
+            raw_done = point_key(scheme.name, None, item.id, snr, trial, budget.label) in self.store.done
             wanted = [r for r in self.after[scheme.name]
-                      if point_key(scheme.name, r.label, item.id, snr, trial) not in self.store.done]
+                      if point_key(scheme.name, r.label, item.id, snr, trial, budget.label) not in self.store.done]
             already = int(raw_done) + len(self.after[scheme.name]) - len(wanted)
             self.skipped += already
             self.bar.update(already)
@@ -189,7 +220,7 @@ class Sweep:
             link = scheme.run(x, snr, self.channel, generator)
             row = {"scheme": scheme.name, "restorer": None, "kind": scheme.kind, "image": item.id,
                    "height": height, "width": width, "snr_db": float(snr), "trial": trial,
-                   "channel": self.channel.name, "k": link.k, "cpp": units.cpp(link.k, height, width),
+                   "channel": self.channel.name, "bandwidth": budget.label, "k": link.k, "cpp": units.cpp(link.k, height, width),
                    "bcr": units.bcr(link.k, height, width), "bits": int(link.bits[0]),
                    "bpp": units.bpp(int(link.bits[0]), height, width), "decoded": bool(link.decoded[0]),
                    **{name: values[0] for name, values in link.extras.items()}}
@@ -206,13 +237,14 @@ class Sweep:
             self.computed += 1
             self.bar.update(1)
             if trial == 0:
-                self._save_grid_image(item, snr, image_folder(scheme.name), link.x_hat[0])
-            self.bar.set_postfix_str(f"{scheme.name} · {item.id} · {snr:+g} dB", refresh=False)
+                self._save_grid_image(item, budget, snr, image_folder(scheme.name), link.x_hat[0])
+            where = f" · cpp {budget.label}" if budget.label else ""
+            self.bar.set_postfix_str(f"{scheme.name} · {item.id}{where} · {snr:+g} dB", refresh=False)
         if rows:
             self.store.append(rows)
         return pending
 
-    def _restore(self, item, x: torch.Tensor, scheme: Scheme, snr: float, restorer, todo: list) -> None:
+    def _restore(self, item, x: torch.Tensor, budget: Budget, scheme: Scheme, snr: float, restorer, todo: list) -> None:
         """Restore the pending points ``todo`` = [(trial, x̂, link row)] in batches of the
         restorer's ``batch``; each restored row keeps its link columns."""
         for start in range(0, len(todo), restorer.batch):
@@ -227,11 +259,12 @@ class Sweep:
             self.bar.update(len(chunk))
             for j, (trial, _, _) in enumerate(chunk):
                 if trial == 0:
-                    self._save_grid_image(item, snr, image_folder(scheme.name, restorer.label), x_tilde[j])
+                    self._save_grid_image(item, budget, snr, image_folder(scheme.name, restorer.label), x_tilde[j])
 
-    def _save_grid_image(self, item, snr: float, folder: str, image: torch.Tensor) -> None:
-        """Keep trial 0's picture when (image, SNR) is a cell of the image grid."""
-        if item.id in self.grid_images and snr in self.scenario.grid["snr_db"]:
+    def _save_grid_image(self, item, budget: Budget, snr: float, folder: str, image: torch.Tensor) -> None:
+        """Keep trial 0's picture when (image, SNR) is a cell of the image grid (the grid is
+        drawn at the first bandwidth of a rate sweep)."""
+        if budget is self.budgets[0] and item.id in self.grid_images and snr in self.scenario.grid["snr_db"]:
             _save_png(self.out / "images" / folder / f"{slug(item.id)}__snr{float(snr):+g}.png", image)
 
     def finish(self, plots: bool = True) -> list[dict]:
@@ -244,21 +277,41 @@ class Sweep:
         return summary
 
     def _plot(self, summary: list[dict], rows: list[dict]) -> None:
-        """``psnr_vs_snr.png`` and one image grid per grid image (``grid.png`` for the first)."""
+        """``psnr_vs_snr.png`` and one image grid per grid image (``grid.png`` for the first).
+
+        A rate sweep draws ``psnr_vs_cpp.png`` (:func:`linksim.plots.psnr_vs_cpp`, one panel per
+        SNR of ``grid.snr_db``), one ``psnr_vs_snr_cpp<label>.png`` per bandwidth when the SNR
+        grid has several SNRs (none when it has one: a single point per curve), and the image
+        grids of its first bandwidth.
+        """
         from linksim import plots as plotting
 
         scenario, schemes = self.scenario, self.schemes
-        title = (f"{scenario.name}: {self.channel.name}, {self.bandwidth.describe()}, "
-                 f"{len(self.items)} image(s) × {scenario.trials} trial(s)")
-        plotting.psnr_vs_snr(summary, self.out / "psnr_vs_snr.png", title=title, kinds={s.name: s.kind for s in schemes})
+        kinds = {s.name: s.kind for s in schemes}
+        shown = f"{len(self.items)} image(s) × {scenario.trials} trial(s)"
+        if scenario.several_bandwidths:
+            cpps = ", ".join(budget.label for budget in self.budgets)
+            plotting.psnr_vs_cpp(summary, self.out / "psnr_vs_cpp.png", scenario.grid["snr_db"],
+                                 title=f"{scenario.name}: {self.channel.name}, cpp {cpps}, {shown}", kinds=kinds)
+            if len(scenario.snr_db) > 1:
+                for budget, bandwidth in zip(self.budgets, scenario.bandwidths):
+                    plotting.psnr_vs_snr([r for r in summary if r["cpp"] == nominal_cpp(bandwidth)],
+                                         self.out / f"psnr_vs_snr_cpp{slug(budget.label)}.png",
+                                         title=f"{scenario.name}: {self.channel.name}, {budget.bandwidth.describe()}, "
+                                               f"{shown}", kinds=kinds)
+        else:
+            plotting.psnr_vs_snr(summary, self.out / "psnr_vs_snr.png",
+                                 title=f"{scenario.name}: {self.channel.name}, {self.bandwidth.describe()}, {shown}",
+                                 kinds=kinds)
         series = [(s.name, None) for s in schemes] + [(s.name, r.label) for s in schemes for r in self.after[s.name]]
         series.sort(key=lambda pair: [s.name for s in schemes].index(pair[0]))  # restored rows under their scheme
         labels = [series_label(*pair) for pair in series]
         folders = {series_label(*pair): image_folder(*pair) for pair in series}
+        first = self.budgets[0].label  # the grid's bandwidth (None: the only one)
         for index, item in enumerate([i for i in self.items if i.id in self.grid_images]):
             path = self.out / ("grid.png" if index == 0 else f"grid_{slug(item.id)}.png")
             captions = {(series_label(r["scheme"], r.get("restorer")), r["snr_db"]): _caption(r)
-                        for r in rows if r["image"] == item.id and r["trial"] == 0}
+                        for r in rows if r["image"] == item.id and r["trial"] == 0 and r.get("bandwidth") == first}
             plotting.image_grid(item, labels, scenario.grid["snr_db"], self.out / "images", path, slug, captions,
                                 folders=folders)
 
@@ -275,19 +328,27 @@ def restore_points(restorer, seed: int, scheme: str, image: str, snr_db: float, 
 
 
 def format_summary(summary: list[dict]) -> str:
-    """The summary as an aligned text table, with the cliff SNR of each scheme."""
+    """The summary as an aligned text table, with the cliff SNR of each scheme (a rate sweep's
+    table has a cpp column and a cliff line per scheme and bandwidth)."""
     width = max([28] + [len(series_label(r["scheme"], r.get("restorer"))) for r in summary])  # never cut a label
-    header = f"{'scheme':<{width}} {'SNR dB':>7} {'n':>4} {'PSNR dB':>8} {'±95%':>6} {'MS-SSIM':>8} {'LPIPS':>6} {'decoded':>8} {'bpp':>7}"
+    rates = bool(summary) and "cpp" in summary[0]
+    cpp_label = lambda cpp: bandwidth_label({"cpp": cpp})  # noqa: E731
+    header = (f"{'scheme':<{width}} " + (f"{'cpp':>8} " if rates else "") +
+              f"{'SNR dB':>7} {'n':>4} {'PSNR dB':>8} {'±95%':>6} {'MS-SSIM':>8} {'LPIPS':>6} {'decoded':>8} {'bpp':>7}")
     lines = [header, "-" * len(header)]
     fmt = lambda v, spec: format(v, spec) if v is not None else "—".rjust(len(format(0.0, spec)))  # noqa: E731
     for r in summary:
-        lines.append(f"{series_label(r['scheme'], r.get('restorer')):<{width}} {r['snr_db']:>7g} {r['n']:>4} {fmt(r['psnr'], '8.2f')} {fmt(r['psnr_ci95'], '6.2f')} "
+        lines.append(f"{series_label(r['scheme'], r.get('restorer')):<{width}} " +
+                     (f"{cpp_label(r['cpp']):>8} " if rates else "") +
+                     f"{r['snr_db']:>7g} {r['n']:>4} {fmt(r['psnr'], '8.2f')} {fmt(r['psnr_ci95'], '6.2f')} "
                      f"{fmt(r['ms_ssim'], '8.4f')} {fmt(r['lpips'], '6.3f')} {fmt(r['decoded_rate'], '8.0%')} {fmt(r['bpp'], '7.4f')}")
     # a cliff line only for schemes that can lose the image (analog and ideal ones never do)
     lossy = {r["scheme"] for r in summary if not r.get("restorer") and (r["decoded_rate"] or 0) < 1}
     for scheme in dict.fromkeys(r["scheme"] for r in summary if r["scheme"] in lossy):
-        snr = cliff_snr(summary, scheme)
-        lines.append(f"cliff of {scheme}: " + (f"decoded in ≥ 50 % of the points from {snr:g} dB up" if snr is not None else "never decoded in ≥ 50 % of the points"))
+        for cpp in dict.fromkeys(r["cpp"] for r in summary if r["scheme"] == scheme) if rates else [None]:
+            snr = cliff_snr(summary, scheme, cpp=cpp)
+            at = f" at cpp {cpp_label(cpp)}" if rates else ""
+            lines.append(f"cliff of {scheme}{at}: " + (f"decoded in ≥ 50 % of the points from {snr:g} dB up" if snr is not None else "never decoded in ≥ 50 % of the points"))
     return "\n".join(lines)
 
 

@@ -3,12 +3,14 @@
 A scenario file (see ``scenarios/cliff.yaml``, ``scenarios/cliff_vs_smooth.yaml``) names the
 images (optionally ``resize: N``, a centre square resized to N×N, e.g. a diffusion prior's
 resolution, and ``crop_multiple``, a centre crop to multiples of N per side), the channel,
-the SNR grid, the trials, the bandwidth (cpp or BCR), the schemes (``separate``, ``capacity``,
-``deepjscc``, ``linear``), optionally the restorers applied to their receiver outputs (``sing-zero``; see
-:mod:`linksim.restore.registry`), the metrics, the seed and the output folder. :func:`load_scenario` validates
-all of it up front — every error names the field, the value and what is allowed; a deepjscc
-checkpoint is resolved and its ρ checked against the bandwidth — so a bad file fails before
-anything is computed or written. :mod:`linksim.runner` sweeps a validated scenario.
+the SNR grid, the trials, the bandwidth (cpp or BCR; one mapping, or a list of them for a rate
+sweep, ``scenarios/rate_sweep_1db.yaml``), the schemes (``separate``, ``capacity``, ``deepjscc``,
+``linear``), optionally the restorers applied to their receiver outputs (``sing-zero``; see
+:mod:`linksim.restore.registry`), the metrics, the seed and the output folder.
+:func:`load_scenario` validates all of it up front — every error names the field, the value and
+what is allowed; a deepjscc checkpoint is resolved and its ρ checked against the bandwidth (a
+list of checkpoints: one per bandwidth of the list) — so a bad file fails before anything is
+computed or written. :mod:`linksim.runner` sweeps a validated scenario.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class Scenario:
     channel: dict
     snr_db: list[float]
     trials: int
-    bandwidth: dict
+    bandwidths: list[dict]
     schemes: list[dict]
     metrics: list[str]
     grid: dict
@@ -56,15 +58,28 @@ class Scenario:
     restorers: list[dict] = field(default_factory=list)
     priors: dict = field(default_factory=dict)
 
+    @property
+    def bandwidth(self) -> dict:
+        """The bandwidth mapping of a single-bandwidth scenario (the first of a rate sweep's)."""
+        return self.bandwidths[0]
+
+    @property
+    def several_bandwidths(self) -> bool:
+        """A rate sweep: results carry a ``bandwidth`` column and the summary ``cpp``/``bcr`` columns."""
+        return len(self.bandwidths) > 1
+
     def fingerprint(self) -> dict:
         """What determines the numbers of a row: a resumed run must match it.
 
-        ``crop_multiple``, ``resize``, ``checkpoints`` (SHA-256 of each deepjscc scheme's weights, so
-        retrained weights are not mixed into an old run), ``restorers`` (the normalized
+        ``bandwidth`` is the mapping of a single-bandwidth scenario (as before rate sweeps existed,
+        so those runs still resume) and the list of a rate sweep. ``crop_multiple``, ``resize``,
+        ``checkpoints`` (SHA-256 of each deepjscc scheme's weights, a list of them for a list of
+        checkpoints, so retrained weights are not mixed into an old run), ``restorers`` (the normalized
         entries) and ``priors`` (SHA-256 of each restorer's weights) appear only when set, so
         runs made before those fields existed still resume.
         """
-        fingerprint = {"seed": self.seed, "channel": self.channel, "bandwidth": self.bandwidth,
+        bandwidth = self.bandwidths if self.several_bandwidths else self.bandwidth
+        fingerprint = {"seed": self.seed, "channel": self.channel, "bandwidth": bandwidth,
                        "schemes": self.schemes, "metrics": self.metrics}
         if self.crop_multiple is not None:
             fingerprint["crop_multiple"] = self.crop_multiple
@@ -126,14 +141,46 @@ def _snr_grid(value) -> list[float]:
     return grid
 
 
-def validate_bandwidth(value) -> dict:
-    """A scenario's ``bandwidth`` mapping, checked: ``{"cpp": x}`` or ``{"bcr": x}`` with x a number or fraction."""
+def validate_bandwidth(value, where: str = "bandwidth") -> dict:
+    """One bandwidth mapping, checked: ``{"cpp": x}`` or ``{"bcr": x}`` with x a number or fraction."""
     allowed = "{cpp: value in (0, 3]} or {bcr: value in (0, 1]} (fractions like 1/16 allowed)"
     if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in ("cpp", "bcr"):
-        raise ConfigError("bandwidth", value, allowed)
+        raise ConfigError(where, value, allowed)
     key, raw = next(iter(value.items()))
     high = 3 if key == "cpp" else 1
-    return {key: _number(raw, f"bandwidth.{key}", low=0, low_open=True, high=high)}
+    return {key: _number(raw, f"{where}.{key}", low=0, low_open=True, high=high)}
+
+
+def validate_bandwidths(value) -> list[dict]:
+    """A scenario's ``bandwidth``: one mapping (as :func:`validate_bandwidth`) or a non-empty
+    list of them (a rate sweep), no two of the same cpp (``{cpp: 1/48}`` and ``{bcr: 1/144}``
+    are one bandwidth). Errors name the entry (``bandwidth[2].cpp``)."""
+    if not isinstance(value, list):
+        return [validate_bandwidth(value)]
+    if not value:
+        raise ConfigError("bandwidth", value, "a mapping {cpp: x} or {bcr: x}, or a non-empty list of them")
+    parsed = []
+    for i, entry in enumerate(value):
+        bandwidth = validate_bandwidth(entry, f"bandwidth[{i}]")
+        for j, earlier in enumerate(parsed):
+            if math.isclose(nominal_cpp(bandwidth), nominal_cpp(earlier), rel_tol=1e-9):
+                raise ConfigError(f"bandwidth[{i}]", entry, f"a bandwidth other than bandwidth[{j}] "
+                                                            f"(cpp {bandwidth_label(earlier)}): each bandwidth once")
+        parsed.append(bandwidth)
+    return parsed
+
+
+def nominal_cpp(bandwidth: dict) -> float:
+    """The cpp of a validated bandwidth mapping (``{bcr: ρ}`` is cpp 3ρ; docs/ARCHITECTURE.md §2)."""
+    return bandwidth["cpp"] if "cpp" in bandwidth else 3 * bandwidth["bcr"]
+
+
+def bandwidth_label(bandwidth: dict) -> str:
+    """The cpp of a bandwidth as written in ``results.csv``'s ``bandwidth`` column and in file
+    names: a fraction (``"1/128"``) when one with a denominator ≤ 10⁶ is exact, else 12 digits."""
+    cpp = nominal_cpp(bandwidth)
+    fraction = Fraction(cpp).limit_denominator(10**6)
+    return str(fraction) if abs(float(fraction) - cpp) <= 1e-12 * cpp else f"{cpp:.12g}"
 
 
 def _channel(value) -> dict:
@@ -146,10 +193,14 @@ def _channel(value) -> dict:
     return dict(spec)
 
 
-def _deepjscc_scheme(value: dict, where: str, name: str, bandwidth: dict) -> dict:
-    """A ``{type: deepjscc, model: NAME}`` entry: the checkpoint must exist and match the bandwidth's ρ."""
-    from linksim import zoo
-    from linksim.jscc.scheme import check_bcr, checkpoint_config
+def _deepjscc_scheme(value: dict, where: str, name: str, bandwidths: list[dict]) -> dict:
+    """A ``{type: deepjscc, model: NAME}`` entry: the checkpoint must exist and match the bandwidth's ρ.
+
+    ``model`` may also be a list of names/folders, one checkpoint per bandwidth of a rate sweep:
+    each bandwidth must be matched by exactly one of them and each of them used. A single name
+    must match every bandwidth (so, with several bandwidths, it cannot).
+    """
+    from linksim.jscc.scheme import bcr_matches, check_bcr
     from linksim.link import Bandwidth
 
     allowed_keys = {"name", "type", "model", "device"}
@@ -158,21 +209,54 @@ def _deepjscc_scheme(value: dict, where: str, name: str, bandwidth: dict) -> dic
         raise ConfigError(f"{where}", unknown[0], f"keys among {sorted(allowed_keys)} for a deepjscc scheme "
                                                   "(no codec, downscale or failure_fill: it sends no bits and never fails)")
     model = value.get("model")
-    names = zoo.available("deepjscc")
-    if not isinstance(model, str) or not model.strip():
-        raise ConfigError(f"{where}.model", model, f"a deepjscc checkpoint name among {names} or a checkpoint folder")
-    try:
-        config = checkpoint_config(model)
-    except ConfigError as error:  # re-labelled with the scenario field; the detail when a path was given
-        allowed = f"a deepjscc checkpoint name among {names} or a checkpoint folder (model.safetensors + config.json)"
-        if Path(model).expanduser().exists():
-            allowed += f"; {error.allowed}"
-        raise ConfigError(f"{where}.model", model, allowed) from None
-    check_bcr(config, Bandwidth(**bandwidth), model, field=f"{where}.model")
+    if isinstance(model, list):
+        if not model:
+            raise ConfigError(f"{where}.model", model, "a checkpoint name or folder, or a non-empty list of them "
+                                                       "(one per bandwidth)")
+        configs = [_deepjscc_config(m, f"{where}.model[{i}]") for i, m in enumerate(model)]
+        given = ", ".join(f"{m} (ρ = {_rho_label(c.bcr())})" for m, c in zip(model, configs))
+        for bandwidth in bandwidths:
+            matching = [m for m, c in zip(model, configs) if bcr_matches(c, Bandwidth(**bandwidth))]
+            if len(matching) != 1:
+                rho = _rho_label(nominal_cpp(bandwidth) / 3)
+                what = "none covers" if not matching else f"{len(matching)} cover"
+                raise ConfigError(f"{where}.model", model, f"exactly one checkpoint per bandwidth; {what} "
+                                                           f"cpp {bandwidth_label(bandwidth)} (ρ = {rho}); given: {given}")
+        for i, (m, c) in enumerate(zip(model, configs)):
+            if not any(bcr_matches(c, Bandwidth(**bandwidth)) for bandwidth in bandwidths):
+                raise ConfigError(f"{where}.model[{i}]", m, f"a checkpoint at the ρ of one of the bandwidths "
+                                                            f"{[bandwidth_label(b) for b in bandwidths]} (cpp); "
+                                                            f"this one has ρ = {_rho_label(c.bcr())}")
+        model = list(model)
+    else:
+        config = _deepjscc_config(model, f"{where}.model")
+        for bandwidth in bandwidths:
+            check_bcr(config, Bandwidth(**bandwidth), model, field=f"{where}.model")
     scheme = {"name": name.strip(), "type": "deepjscc", "model": model}
     if value.get("device") is not None:
         scheme["device"] = parse_device(value["device"], f"{where}.device")
     return scheme
+
+
+def _deepjscc_config(model, where: str):
+    """The configuration of a deepjscc checkpoint name or folder; a ConfigError naming ``where``."""
+    from linksim import zoo
+    from linksim.jscc.scheme import checkpoint_config
+
+    names = zoo.available("deepjscc")
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigError(where, model, f"a deepjscc checkpoint name among {names} or a checkpoint folder")
+    try:
+        return checkpoint_config(model)
+    except ConfigError as error:  # re-labelled with the scenario field; the detail when a path was given
+        allowed = f"a deepjscc checkpoint name among {names} or a checkpoint folder (model.safetensors + config.json)"
+        if Path(model).expanduser().exists():
+            allowed += f"; {error.allowed}"
+        raise ConfigError(where, model, allowed) from None
+
+
+def _rho_label(rho: float) -> str:
+    return bandwidth_label({"cpp": rho})
 
 
 def _linear_scheme(value: dict, where: str, name: str) -> dict:
@@ -200,15 +284,21 @@ def _linear_scheme(value: dict, where: str, name: str) -> dict:
     return {"name": name.strip(), "type": "linear", "basis": basis, "variances": variances}
 
 
-def _checkpoint_digest(model: str) -> str:
-    """SHA-256 of a checkpoint's weights file (the results of a run depend on it)."""
+def _checkpoint_digests(model: str | list[str]) -> str | list[str]:
+    """SHA-256 of a checkpoint's weights file (the results of a run depend on it); a list of
+    them for a list of checkpoints (a deepjscc scheme of a rate sweep)."""
     from linksim import zoo
 
+    if isinstance(model, list):
+        return [_checkpoint_digests(m) for m in model]
     return zoo.files_digest(zoo.resolve(model) / zoo.WEIGHTS)
 
 
-def validate_scheme(value, bandwidth: dict, where: str = "scheme") -> dict:
-    """One ``schemes:`` entry checked and completed with its defaults (errors name ``where``)."""
+def validate_scheme(value, bandwidth: dict | list[dict], where: str = "scheme") -> dict:
+    """One ``schemes:`` entry checked and completed with its defaults (errors name ``where``).
+
+    ``bandwidth`` is the scenario's validated bandwidth mapping or list of them (a deepjscc
+    checkpoint is checked against each one's ρ; the other schemes work at any bandwidth)."""
     from linksim.digital.codecs import make_codec
     from linksim.digital.ldpc import get_code
     from linksim.digital.modulation import make_modulation
@@ -223,7 +313,7 @@ def validate_scheme(value, bandwidth: dict, where: str = "scheme") -> dict:
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}.name", name, "a non-empty string")
     if kind == "deepjscc":
-        return _deepjscc_scheme(value, where, name, bandwidth)
+        return _deepjscc_scheme(value, where, name, bandwidth if isinstance(bandwidth, list) else [bandwidth])
     if kind == "linear":
         return _linear_scheme(value, where, name)
     allowed_keys = {"name", "type", "codec", "downscale", "failure_fill"} | ({"mcs", "decoder"} if kind == "separate" else set())
@@ -314,8 +404,8 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
     schemes = raw.get("schemes")
     if not isinstance(schemes, list) or not schemes:
         raise ConfigError("schemes", schemes, "a non-empty list of schemes")
-    bandwidth = validate_bandwidth(raw.get("bandwidth"))  # before the schemes: a deepjscc checkpoint must match its ρ
-    parsed = [validate_scheme(s, bandwidth, f"schemes[{i}]") for i, s in enumerate(schemes)]
+    bandwidths = validate_bandwidths(raw.get("bandwidth"))  # before the schemes: a deepjscc checkpoint must match its ρ
+    parsed = [validate_scheme(s, bandwidths, f"schemes[{i}]") for i, s in enumerate(schemes)]
     names = [s["name"] for s in parsed]
     if len(set(names)) != len(names):
         raise ConfigError("schemes", names, "distinct scheme names")
@@ -330,7 +420,8 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
     grid = raw.get("grid") or {}
     if not isinstance(grid, dict) or set(grid) - {"snr_db", "images"}:
         raise ConfigError("grid", grid, "{snr_db: [three SNRs of the grid], images: N}")
-    grid_snrs = grid.get("snr_db") or [snr_grid[0], snr_grid[len(snr_grid) // 2], snr_grid[-1]]
+    # default: the first, middle and last SNR (once each: a grid of one or two SNRs has no repeats)
+    grid_snrs = grid.get("snr_db") or list(dict.fromkeys([snr_grid[0], snr_grid[len(snr_grid) // 2], snr_grid[-1]]))
     grid_snrs = [_number(v, f"grid.snr_db[{i}]") for i, v in enumerate(grid_snrs)]
     missing = [v for v in grid_snrs if v not in snr_grid]
     if missing:
@@ -351,7 +442,7 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
         channel=_channel(raw.get("channel", "awgn")),
         snr_db=snr_grid,
         trials=_number(raw.get("trials", 1), "trials", low=1, high=100000, integer=True),
-        bandwidth=bandwidth,
+        bandwidths=bandwidths,
         schemes=parsed,
         metrics=list(metrics),
         grid={"snr_db": grid_snrs, "images": _number(grid.get("images", 3), "grid.images", low=1, integer=True)},
@@ -361,7 +452,7 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
         raw=raw,
         crop_multiple=crop_multiple,
         resize=resize,
-        checkpoints={s["name"]: _checkpoint_digest(s["model"] if s["type"] == "deepjscc" else s["basis"])
+        checkpoints={s["name"]: _checkpoint_digests(s["model"] if s["type"] == "deepjscc" else s["basis"])
                      for s in parsed if s["type"] in ("deepjscc", "linear")},
         restorers=restorers,
         priors={r["name"]: _restorer_digest(r, i) for i, r in enumerate(restorers)},

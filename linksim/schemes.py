@@ -18,7 +18,8 @@ __all__ = ["build_scheme", "make_scheme"]
 def build_scheme(spec: dict, bandwidth: Bandwidth, ladders=None) -> Scheme:
     """The scheme of a *validated* entry (as :attr:`linksim.scenario.Scenario.schemes` holds).
 
-    :param spec: A validated scheme entry (``type`` one of separate, capacity, deepjscc, linear).
+    :param spec: A validated scheme entry (``type`` one of separate, capacity, deepjscc, linear); a
+        deepjscc entry's list of checkpoints (a rate sweep) gives the one trained at ``bandwidth``'s ρ.
     :param bandwidth: The budget of an image.
     :param ladders: A :class:`~linksim.digital.separate.LadderCache` shared by the codec schemes of a
         run; None: each codec scheme gets its own (on disk under ``$LINKSIM_CACHE``).
@@ -26,7 +27,7 @@ def build_scheme(spec: dict, bandwidth: Bandwidth, ladders=None) -> Scheme:
     if spec["type"] == "deepjscc":
         from linksim.jscc.scheme import DeepJSCCScheme
 
-        return DeepJSCCScheme(spec["name"], bandwidth, spec["model"], device=spec.get("device"))
+        return DeepJSCCScheme(spec["name"], bandwidth, _model_at(spec["model"], bandwidth), device=spec.get("device"))
     if spec["type"] == "linear":
         from linksim.jscc.linear import LinearScheme
 
@@ -41,6 +42,16 @@ def build_scheme(spec: dict, bandwidth: Bandwidth, ladders=None) -> Scheme:
     from linksim.digital.capacity import CapacityScheme
 
     return CapacityScheme(**common)
+
+
+def _model_at(model: str | list[str], bandwidth: Bandwidth) -> str:
+    """The deepjscc checkpoint of a validated ``model`` (one name, or one per bandwidth of a rate
+    sweep) for ``bandwidth``: the one trained at its ρ (validation made it exactly one)."""
+    if isinstance(model, str):
+        return model
+    from linksim.jscc.scheme import bcr_matches, checkpoint_config
+
+    return next(name for name in model if bcr_matches(checkpoint_config(name), bandwidth))
 
 
 def make_scheme(spec: dict, bandwidth: Bandwidth | dict, ladders=None) -> Scheme:

@@ -64,6 +64,9 @@ def test_valid_scenario_parses_with_units():
         ("bandwidth", {"bcr": 1.5}, "bandwidth.bcr"),
         ("bandwidth", {"bcr": -0.1}, "bandwidth.bcr"),
         ("bandwidth", {"cpp": 1, "bcr": 0.1}, "bandwidth"),
+        ("bandwidth", [{"cpp": "1/16"}, {"bcr": 0}], "bandwidth[1].bcr"),
+        ("bandwidth", [{"cpp": "1/16"}, {"cpp": "1/32"}, {"cpp": "2/32"}], "bandwidth[2]"),
+        ("bandwidth", [], "bandwidth"),
         ("channel", "martian", "channel"),
         ("trials", 0, "trials"),
         ("metrics", ["psnr", "fid"], "metrics"),
@@ -78,6 +81,18 @@ def test_bad_fields_name_field_value_and_allowed(path, value, field):
     assert field in message
     assert "expected" in message
     assert "\n" not in message
+
+
+def test_a_bandwidth_list_is_a_rate_sweep_and_the_codec_schemes_accept_any_bandwidth():
+    scenario = parse_scenario(with_change("bandwidth", [{"cpp": "1/32"}, {"bcr": "1/48"}]))
+    assert scenario.bandwidths == [{"cpp": 1 / 32}, {"bcr": 1 / 48}] and scenario.several_bandwidths
+    assert scenario.fingerprint()["bandwidth"] == [{"cpp": 1 / 32}, {"bcr": 1 / 48}]
+    assert parse_scenario(BASE).fingerprint()["bandwidth"] == {"cpp": 1 / 16}  # one bandwidth: the mapping, as always
+
+
+@pytest.mark.parametrize("snr_db, grid", [([3], [3.0]), ([1, 5], [1.0, 5.0]), ([0, 1, 2, 3], [0.0, 2.0, 3.0])])
+def test_the_default_image_grid_takes_first_middle_last_snr_once_each(snr_db, grid):
+    assert parse_scenario(with_change("snr_db", snr_db)).grid["snr_db"] == grid
 
 
 def test_unknown_top_level_key_is_rejected():
@@ -101,7 +116,9 @@ def test_shipped_scenarios_are_valid(path):
     from linksim import zoo
 
     raw = yaml.safe_load(path.read_text())
-    missing = [s["model"] for s in raw["schemes"] if s.get("type") == "deepjscc" and s.get("model") not in zoo.available("deepjscc")]
+    models = [m for s in raw["schemes"] if s.get("type") == "deepjscc"
+              for m in (s["model"] if isinstance(s.get("model"), list) else [s.get("model")])]  # a rate sweep: one per ρ
+    missing = [m for m in models if m not in zoo.available("deepjscc")]
     if missing:
         pytest.skip(f"checkpoint {missing[0]} not installed (not trained yet)")
     scenario = load_scenario(path)

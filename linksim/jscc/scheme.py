@@ -79,6 +79,12 @@ def _label(rho: float) -> str:
     return str(f) if abs(float(f) - rho) <= _REL_TOL * rho else f"{rho:.6g}"
 
 
+def bcr_matches(config: DeepJSCCConfig, bandwidth: Bandwidth) -> bool:
+    """Whether a checkpoint was trained at the ρ of ``bandwidth`` (to a relative 1e-9)."""
+    wanted = bandwidth.bcr if bandwidth.bcr is not None else bandwidth.cpp / 3
+    return abs(config.bcr() - wanted) <= _REL_TOL * wanted
+
+
 def check_bcr(config: DeepJSCCConfig, bandwidth: Bandwidth, model: str, field: str = "model") -> None:
     """Refuse a checkpoint whose ρ differs from the scenario bandwidth's.
 
@@ -86,7 +92,7 @@ def check_bcr(config: DeepJSCCConfig, bandwidth: Bandwidth, model: str, field: s
     """
     wanted = bandwidth.bcr if bandwidth.bcr is not None else bandwidth.cpp / 3
     have = config.bcr()
-    if abs(have - wanted) > _REL_TOL * wanted:
+    if not bcr_matches(config, bandwidth):
         matching = checkpoints_at(wanted)
         hint = f"the deepjscc checkpoints at that ρ: {matching}" if matching else \
             f"a model trained with `linksim train deepjscc --bcr {_label(wanted)}` (no checkpoint at that ρ is installed)"
