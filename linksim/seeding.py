@@ -3,7 +3,9 @@
 Every random draw in linksim (channel noise, fading, random bits) comes from a generator
 derived from the scenario seed and the identity of the point — (scheme, image id, SNR,
 trial) — so rerunning one point gives the same numbers, whatever ran before it, and
-changing one scheme does not change the draws of another.
+changing one scheme does not change the draws of another. The bandwidth of a rate sweep is
+left out on purpose: the same point at two bandwidths sees the same draws (common random
+numbers), and a sweep's rows at one bandwidth equal those of a run at that bandwidth alone.
 """
 
 from __future__ import annotations
