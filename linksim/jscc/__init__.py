@@ -1,5 +1,6 @@
-"""Analog joint source–channel coding: DeepJSCC models (:mod:`.models`), their training
-(:mod:`.training`) and the ``deepjscc`` scheme (:mod:`.scheme`).
+"""Analog joint source–channel coding: DeepJSCC models (:mod:`.models`), the ``deepjscc``
+scheme (:mod:`.scheme`) and the linear analog code (:mod:`.linear`); training lives in
+:mod:`linksim.train.deepjscc`.
 
 ``from linksim.jscc import DeepJSCC, DeepJSCCConfig, DeepJSCCScheme`` works; the names are
 imported on first access, so importing one submodule does not import the others.
