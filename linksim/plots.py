@@ -69,6 +69,22 @@ def _fail_regions(summary: list[dict], separate: list[str]) -> tuple[float | Non
     return (min(edges) if all(e is not None for e in edges) else None), max(present)
 
 
+def _psnr_curve(rows: list[dict], x: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x values, mean PSNR (NaN where not measured) and 95 % half-width (0 where unknown) of summary rows."""
+    return (np.array([r[x] for r in rows]), np.array([np.nan if r["psnr"] is None else r["psnr"] for r in rows]),
+            np.array([0.0 if r["psnr_ci95"] is None else r["psnr_ci95"] for r in rows]))
+
+
+def _legend_and_band(kind: str, scheme: str, restorer: str | None) -> tuple[str, float]:
+    """A curve's legend label and the opacity of its 95 % band (light for the digital schemes,
+    whose bands are wide across the cliff)."""
+    from linksim.results import series_label
+
+    label = {"capacity": f"{scheme} (bound)", "deepjscc": f"{scheme} (analog)",
+             "linear": f"{scheme} (analog, linear)"}.get(kind, series_label(scheme, restorer))
+    return label, 0.2 if kind in ("deepjscc", "linear", "restored") else 0.08
+
+
 def psnr_vs_snr(summary: list[dict], path: Path, title: str = "", kinds: dict[str, str] | None = None) -> Path:
     """:func:`psnr_figure` saved to ``path`` (PNG, 130 dpi)."""
     path = Path(path)
@@ -91,8 +107,6 @@ def psnr_figure(summary: list[dict], title: str = "", kinds: dict[str, str] | No
     schemes stay at 100 %. Summary rows with a ``restorer`` are one more curve each,
     labeled "scheme + restorer" (dash-dotted); the decode rate is the scheme's, drawn once.
     """
-    from linksim.results import series_label
-
     kinds = dict(kinds or {})
     series = list(dict.fromkeys((r["scheme"], r.get("restorer") or None) for r in summary))
     schemes = [scheme for scheme, restorer in series if restorer is None]
@@ -110,13 +124,10 @@ def psnr_figure(summary: list[dict], title: str = "", kinds: dict[str, str] | No
         style = _style(kind, index)
         rows = sorted((r for r in summary if r["scheme"] == scheme and (r.get("restorer") or None) == restorer),
                       key=lambda r: r["snr_db"])
-        snr = np.array([r["snr_db"] for r in rows])
-        psnr = np.array([np.nan if r["psnr"] is None else r["psnr"] for r in rows])
-        ci = np.array([0.0 if r["psnr_ci95"] is None else r["psnr_ci95"] for r in rows])
-        label = {"capacity": f"{scheme} (bound)", "deepjscc": f"{scheme} (analog)",
-                 "linear": f"{scheme} (analog, linear)"}.get(kind, series_label(scheme, restorer))
+        snr, psnr, ci = _psnr_curve(rows, "snr_db")
+        label, alpha = _legend_and_band(kind, scheme, restorer)
         top.plot(snr, psnr, label=label, **style)
-        band = dict(color=style["color"], alpha=0.2 if kind in ("deepjscc", "linear", "restored") else 0.08, linewidth=0)
+        band = dict(color=style["color"], alpha=alpha, linewidth=0)
         if style.get("drawstyle") == "steps-mid":
             band["step"] = "mid"
         top.fill_between(snr, psnr - ci, psnr + ci, **band)
@@ -183,8 +194,6 @@ def rate_figure(summary: list[dict], snrs: list[float], title: str = "", kinds: 
     their decode rate when it is below 100 %; a point decoded in < 50 % of the trials (lost:
     its PSNR is mostly the failure fill's) is a red ×. ``kinds`` as in :func:`psnr_figure`.
     """
-    from linksim.results import series_label
-
     kinds = dict(kinds or {})
     series = list(dict.fromkeys((r["scheme"], r.get("restorer") or None) for r in summary))
     kind_of = {scheme: kinds.get(scheme) or _guess_kind(scheme) for scheme, _ in series}
@@ -202,14 +211,10 @@ def rate_figure(summary: list[dict], snrs: list[float], title: str = "", kinds: 
                            and r["snr_db"] == snr), key=lambda r: r["cpp"])
             if not rows:
                 continue
-            cpp = np.array([r["cpp"] for r in rows])
-            psnr = np.array([np.nan if r["psnr"] is None else r["psnr"] for r in rows])
-            ci = np.array([0.0 if r["psnr_ci95"] is None else r["psnr_ci95"] for r in rows])
-            label = {"capacity": f"{scheme} (bound)", "deepjscc": f"{scheme} (analog)",
-                     "linear": f"{scheme} (analog, linear)"}.get(kind, series_label(scheme, restorer))
+            cpp, psnr, ci = _psnr_curve(rows, "cpp")
+            label, alpha = _legend_and_band(kind, scheme, restorer)
             top.plot(cpp, psnr, label=label, **style)
-            band = 0.2 if kind in ("deepjscc", "linear", "restored") else 0.08  # as in psnr_figure
-            top.fill_between(cpp, psnr - ci, psnr + ci, color=style["color"], alpha=band, linewidth=0)
+            top.fill_between(cpp, psnr - ci, psnr + ci, color=style["color"], alpha=alpha, linewidth=0)
             if restorer:
                 continue
             decoded = np.array([r["decoded_rate"] or 0.0 for r in rows])
