@@ -36,6 +36,11 @@ class Bandwidth:
         """k for an image of ``height`` × ``width`` pixels (see :func:`linksim.units.channel_uses`)."""
         return units.channel_uses(height, width, cpp=self.cpp, bcr=self.bcr)
 
+    @property
+    def rho(self) -> float:
+        """The BCR ρ of this budget (``bcr``, or ``cpp`` / 3)."""
+        return self.bcr if self.bcr is not None else self.cpp / 3
+
     def describe(self) -> str:
         """``'cpp 1/16 (ρ = 1/48)'``-style label for plots."""
         cpp = self.cpp if self.cpp is not None else 3 * self.bcr

@@ -81,8 +81,7 @@ def _label(rho: float) -> str:
 
 def bcr_matches(config: DeepJSCCConfig, bandwidth: Bandwidth) -> bool:
     """Whether a checkpoint was trained at the ρ of ``bandwidth`` (to a relative 1e-9)."""
-    wanted = bandwidth.bcr if bandwidth.bcr is not None else bandwidth.cpp / 3
-    return abs(config.bcr() - wanted) <= _REL_TOL * wanted
+    return abs(config.bcr() - bandwidth.rho) <= _REL_TOL * bandwidth.rho
 
 
 def check_bcr(config: DeepJSCCConfig, bandwidth: Bandwidth, model: str, field: str = "model") -> None:
@@ -90,7 +89,7 @@ def check_bcr(config: DeepJSCCConfig, bandwidth: Bandwidth, model: str, field: s
 
     :raises ConfigError: naming ``field``, the checkpoint, both ρ and the checkpoints that match.
     """
-    wanted = bandwidth.bcr if bandwidth.bcr is not None else bandwidth.cpp / 3
+    wanted = bandwidth.rho
     have = config.bcr()
     if not bcr_matches(config, bandwidth):
         matching = checkpoints_at(wanted)
