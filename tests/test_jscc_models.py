@@ -572,6 +572,30 @@ def test_train_writes_a_complete_checkpoint(image_dir, tmp_path):
     assert set(state) == set(DeepJSCC(model_cfg).state_dict())
 
 
+def test_log_mse_loss_is_minus_the_mean_psnr_and_weighs_images_by_their_inverse_mse():
+    from linksim.metrics import psnr
+    from linksim.train.deepjscc import log_mse_loss
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 8, 8, generator=gen)
+    noise = torch.randn(2, 3, 8, 8, generator=gen) * torch.tensor([0.1, 0.03]).view(2, 1, 1, 1)
+    x_hat = (x + noise).requires_grad_()
+    loss = log_mse_loss(x_hat, x)
+    assert loss.item() == pytest.approx(-psnr(x, x_hat.detach()).double().mean().item(), abs=1e-4)
+    loss.backward()
+    # d loss / d x̂_i = 10/(ln10·B) · 2(x̂_i − x_i)/(N·MSE_i): per-image gradients scaled by 1/MSE_i
+    mse = noise.pow(2).flatten(1).mean(1)
+    n = x[0].numel()
+    expected = 10 / (math.log(10) * 2) * 2 * noise / (n * mse.view(2, 1, 1, 1))
+    torch.testing.assert_close(x_hat.grad, expected, rtol=1e-4, atol=1e-9)
+
+
+def test_training_with_the_log_mse_loss_runs_and_records_it(image_dir, tmp_path):
+    meta = train_deepjscc(_settings(image_dir, loss="log-mse"), tmp_path / "run", progress=False)
+    assert meta["training"]["loss"] == "log-mse" and meta["step"] == 4
+    assert "loss log-mse" in (tmp_path / "run" / "MODEL_CARD.md").read_text()
+
+
 def _run_to_end(settings, out, **kw) -> dict[str, torch.Tensor]:
     train_deepjscc(settings, out, progress=False, **kw)
     return load_file(str(out / "model.safetensors"))

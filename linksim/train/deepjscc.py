@@ -42,6 +42,17 @@ from linksim.train.state import STATE
 __all__ = ["DeepJSCCSettings", "evaluate", "model_card", "record_evaluation", "train_deepjscc"]
 
 CHANNELS = ["awgn", "rayleigh-block"]
+LOSSES = ["mse", "log-mse", "mse+lpips"]
+
+
+def log_mse_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of 10·log10(MSE_i), MSE_i over C, H, W of image i: minus the mean
+    per-image PSNR (dB, peak 1). x̂, x: [B, C, H, W]. Its gradient with respect to MSE_i is
+    10 / (ln 10 · B · MSE_i): an image's squared error counts in proportion to the inverse of
+    its own, so an image sent at 15 dB (MSE ≈ 0.002) pulls as hard as one at −5 dB (≈ 0.01),
+    where the plain MSE gives the −5 dB image five times the weight."""
+    mse = (x_hat.float() - x.float()).pow(2).flatten(1).mean(1)
+    return 10.0 * torch.log10(mse.clamp_min(1e-10)).mean()
 
 
 @dataclass
@@ -53,7 +64,10 @@ class DeepJSCCSettings:
     channel: str = setting("awgn", help="the channel in the loop", choices=CHANNELS)
     snr_range: tuple[float, float] = setting((-5.0, 15.0), help="SNR (dB) drawn uniformly per image", nargs=2,
                                              metavar=("LOW", "HIGH"))
-    loss: str = setting("mse", help="training loss", choices=["mse", "mse+lpips"])
+    loss: str = setting("mse", help="training loss: the batch MSE; log-mse, the mean of 10·log10(MSE) per image "
+                                    "(= −PSNR in dB: every SNR of the range weighs the same in dB, where the plain "
+                                    "MSE lets the noisiest images dominate the gradient); or MSE + λ·LPIPS",
+                        choices=LOSSES)
     lpips_weight: float = setting(0.1, help="λ of MSE + λ·LPIPS")
     arch: str = setting("adaptive", help="SNR-adaptive with AF modules, or Bourtsoulatze et al. 2019",
                         choices=["adaptive", "bourtsoulatze"])
@@ -79,8 +93,8 @@ class DeepJSCCSettings:
     def __post_init__(self):
         if self.channel not in CHANNELS:
             raise ConfigError("channel", self.channel, "'awgn' or 'rayleigh-block'")
-        if self.loss not in ("mse", "mse+lpips"):
-            raise ConfigError("loss", self.loss, "'mse' or 'mse+lpips'")
+        if self.loss not in LOSSES:
+            raise ConfigError("loss", self.loss, f"one of {LOSSES}")
         if self.arch not in ("adaptive", "bourtsoulatze"):
             raise ConfigError("arch", self.arch, "'adaptive' (SNR-adaptive, AF modules) or 'bourtsoulatze'")
         if self.af_gate not in AF_GATES:
@@ -260,7 +274,10 @@ def train_deepjscc(settings: DeepJSCCSettings, out: str | Path, *, command: str 
         snr = (lo + (hi - lo) * torch.rand(settings.batch, generator=gen)).to(device)
         with autocast(device, settings.bf16):
             x_hat = model(x, snr, channel, gen)
-        loss = torch.nn.functional.mse_loss(x_hat.float(), x)
+        mse = torch.nn.functional.mse_loss(x_hat.float(), x)
+        if settings.loss == "log-mse":
+            return log_mse_loss(x_hat, x), mse
+        loss = mse
         if lpips_model is not None:
             loss = loss + settings.lpips_weight * lpips_model.model(x_hat * 2 - 1, x * 2 - 1).mean()
         return loss, loss
