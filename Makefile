@@ -32,7 +32,7 @@ lab: setup
 
 labs: setup
 	mkdir -p docs/labs
-	$(BIN)/jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=7200 \
+	$(BIN)/jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=7200 --ExecutePreprocessor.store_widget_state=False \
 	  --ExecutePreprocessor.kernel_name=python3 --output-dir docs/labs notebooks/*.ipynb
 
 test-slow: setup

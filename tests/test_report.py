@@ -31,7 +31,7 @@ SCENARIO = {
                 {"name": "JPEG + capacity", "type": "capacity", "codec": "jpeg"}],
     "grid": {"snr_db": [-6, 2], "images": 1},
 }
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--force-device-scale-factor=1", "--hide-scrollbars", "--virtual-time-budget=8000"]
