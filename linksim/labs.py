@@ -86,7 +86,9 @@ class LinkSweep:
 
     @classmethod
     def load(cls, path: str | Path) -> "LinkSweep":
-        data = np.load(path, allow_pickle=False)
+        # every ``npz[name]`` decompresses the whole array again: read each one once
+        with np.load(path, allow_pickle=False) as npz:
+            data = {name: npz[name] for name in npz.files}
         keys = [(c, p, s, float(v)) for c, p, s, v in data["keys"]]
         sweep = cls(image=data["image"], snrs=[float(s) for s in data["snrs"]], cpps=[str(c) for c in data["cpps"]],
                     channels=[str(c) for c in data["channels"]], schemes=[str(s) for s in data["schemes"]],
@@ -213,8 +215,6 @@ class LinkExplorer:
         ipywidgets box, or None where ipywidgets is not installed (the static figure stays)."""
         try:
             import ipywidgets as widgets
-            import matplotlib.pyplot as plt
-            from IPython.display import display
         except ImportError:
             return None
         sweep = self.sweep
@@ -227,20 +227,15 @@ class LinkExplorer:
             "channel": widgets.ToggleButtons(options=sweep.channels, value=channel or sweep.channels[0],
                                              description="channel"),
         }
-        output = widgets.Output()
+        picture = widgets.Image(format="png")
 
         def redraw(_=None):
-            with output:
-                output.clear_output(wait=True)
-                figure = self.draw(**{k: c.value for k, c in controls.items()})
-                display(figure)
-                plt.close(figure)
-
+            picture.value = render_png(self.draw(**{k: c.value for k, c in controls.items()}))
         for control in controls.values():
             control.observe(redraw, names="value")
         redraw()
         return widgets.VBox([widgets.HBox([controls["snr"], controls["cpp"]]),
-                             widgets.HBox([controls["mcs"], controls["channel"]]), output])
+                             widgets.HBox([controls["mcs"], controls["channel"]]), picture])
 
 
 #: The explorer's grid at each ``LINKSIM_LAB_SWEEP`` setting: ``full`` for reading and teaching
@@ -280,17 +275,13 @@ def lab_sweep(setting: str | None = None, size: int = 256, progress: bool = True
 
 
 def time_redraw(explorer: LinkExplorer, settings: list[dict]) -> float:
-    """Seconds of the slowest redraw (draw + render to pixels) over ``settings`` (keyword dicts of
-    :meth:`LinkExplorer.draw`): what one slider move costs."""
-    import matplotlib.pyplot as plt
-
+    """Seconds of the slowest redraw over ``settings`` (keyword dicts of :meth:`LinkExplorer.draw`):
+    draw and encode the PNG the widget shows — what one slider move costs in the kernel."""
     worst = 0.0
     for setting in settings:
         start = time.perf_counter()
-        figure = explorer.draw(**setting)
-        figure.canvas.draw()  # rasterize, as the notebook's display does
+        render_png(explorer.draw(**setting))
         worst = max(worst, time.perf_counter() - start)
-        plt.close(figure)
     return worst
 
 
@@ -332,21 +323,28 @@ def frame_slider(frames: dict, description: str, value=None):
     redraws :func:`image_row`; returns the ipywidgets box, or None without ipywidgets."""
     try:
         import ipywidgets as widgets
-        import matplotlib.pyplot as plt
-        from IPython.display import display
     except ImportError:
         return None
     slider = widgets.SelectionSlider(options=list(frames), value=value if value in frames else list(frames)[0],
                                      description=description, continuous_update=True)
-    output = widgets.Output()
+    picture = widgets.Image(format="png")
 
     def redraw(_=None):
-        with output:
-            output.clear_output(wait=True)
-            figure = image_row(frames[slider.value])
-            display(figure)
-            plt.close(figure)
+        picture.value = render_png(image_row(frames[slider.value]))
 
     slider.observe(redraw, names="value")
     redraw()
-    return widgets.VBox([slider, output])
+    return widgets.VBox([slider, picture])
+
+
+def render_png(figure) -> bytes:
+    """The figure as PNG bytes, closed afterwards: what a widget shows after a slider move (an
+    ``ipywidgets.Image`` whose value is replaced, so no output area is cleared and redrawn)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
