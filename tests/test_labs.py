@@ -52,9 +52,10 @@ def test_the_cached_sweep_reads_back_exactly(sweep, tmp_path):
 def test_a_slider_move_redraws_within_about_a_second_and_marks_the_chosen_point(sweep):
     explorer = LinkExplorer(sweep)
     moves = [dict(snr=s, cpp="1/4", mcs=separate_label(MCS), channel="awgn") for s in sweep.snrs]
-    seconds = time_redraw(explorer, moves)
-    print(f"slowest redraw: {seconds:.2f} s")
-    assert seconds < 2.0  # about a second on a loaded 2-core machine; the budget leaves room for noise
+    # CPU time: what a move costs the kernel, not inflated by other jobs on a shared machine
+    seconds = time_redraw(explorer, moves, clock=time.process_time)
+    print(f"slowest redraw: {seconds:.2f} s of CPU, {time_redraw(explorer, moves):.2f} s of wall time")
+    assert seconds < 1.0
     figure = explorer.draw(snr=2.3, cpp="1/4", mcs=separate_label(MCS), channel="awgn")  # nearest grid SNR: 2
     marks = [line for line in figure.axes[0].lines if line.get_marker() == "o" and len(line.get_xdata()) == 1]
     assert {float(m.get_xdata()[0]) for m in marks} == {2.0}
