@@ -30,6 +30,7 @@ import yaml
 
 from linksim.errors import ConfigError
 from linksim.results import cliff_snr, read_results, series_label, summarize
+from linksim.scenario import bandwidth_label
 
 REPORT_NAME = "report.html"
 
@@ -192,7 +193,7 @@ def _cliff_table(summary: list[dict], fingerprint: dict) -> str:
         return "<p>This run has no separate (digital) scheme: nothing falls off a cliff.</p>"
     rows = "".join(
         f"<tr data-scheme=\"{html.escape(s)}\"><td class=\"text\">{html.escape(s)}</td>"
-        + (f"<td>{cpp:g}</td>" if cpp is not None else "")
+        + (f"<td>{_cpp(cpp)}</td>" if cpp is not None else "")
         + f"<td>{'never (≥ 50 % decoded at no SNR of the grid)' if snr is None else f'{snr:g} dB'}</td></tr>"
         for s, cpp, snr in entries)
     cpp_head = "<th>cpp</th>" if entries[0][1] is not None else ""
@@ -213,9 +214,14 @@ def _summary_table(summary: list[dict]) -> str:
         label = series_label(r["scheme"], r.get("restorer"))
         cells = "".join(f"<td>{'—' if r[key] is None else format(r[key], spec)}</td>" for key, _, spec in _COLUMNS)
         body.append(f"<tr data-series=\"{html.escape(label)}\" data-snr=\"{r['snr_db']:g}\">"
-                    f"<td class=\"text\">{html.escape(label)}</td>" + (f"<td>{r['cpp']:g}</td>" if rates else "")
+                    f"<td class=\"text\">{html.escape(label)}</td>" + (f"<td>{_cpp(r['cpp'])}</td>" if rates else "")
                     + f"<td>{r['snr_db']:g}</td><td>{r['n']}</td>{cells}</tr>")
     return f"<table id=\"summary\"><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _cpp(cpp: float) -> str:
+    """A nominal cpp as the scenario writes it (``1/32``), not as a float."""
+    return bandwidth_label({"cpp": cpp})
 
 
 # ----------------------------------------------------------------------------- figures
@@ -231,7 +237,7 @@ def psnr_figure(summary: list[dict], title: str = ""):
     for r in summary:
         label = series_label(r["scheme"], r.get("restorer"))
         if rates and not against_cpp:
-            label += f" (cpp {r['cpp']:g})"
+            label += f" (cpp {_cpp(r['cpp'])})"
         groups.setdefault(label, []).append(r)
     figure = go.Figure()
     for label, members in groups.items():

@@ -183,3 +183,18 @@ def test_in_headless_chromium_the_plot_and_the_grid_show_and_the_table_has_a_row
     below = pixels[-100:] if pixels.shape[0] - bottom > 800 else None
     if below is not None:
         assert np.mean(below < 240) < 0.001
+
+
+def test_a_rate_sweep_reports_one_cliff_per_scheme_and_bandwidth_with_the_cpp_as_written():
+    from linksim.report import _cliff_table, cliffs
+    from linksim.results import summarize
+
+    rows = [dict(scheme=scheme, restorer=None, snr_db=snr, psnr=20.0, ms_ssim=None, lpips=None, bpp=0.1, image="a",
+                 trial=0, bandwidth=cpp, decoded=scheme == "cap" or snr >= (1 if cpp == "1/16" else 3))
+            for scheme in ("sep", "cap") for cpp in ("1/16", "1/32") for snr in (-1.0, 1.0, 3.0)]
+    summary = summarize(rows)
+    fingerprint = {"schemes": [{"name": "sep", "type": "separate"}, {"name": "cap", "type": "capacity"}]}
+    assert sorted(cliffs(summary, fingerprint)) == [("sep", 1 / 32, 3.0), ("sep", 1 / 16, 1.0)]
+    parser = _Tables()
+    parser.feed(_cliff_table(summary, fingerprint))
+    assert sorted(parser.tables["cliffs"][1:]) == [["sep", "1/16", "1 dB"], ["sep", "1/32", "3 dB"]]
