@@ -1,18 +1,20 @@
 # linksim — set-up and the two entry points (see README.md).
 #   make demo   create .venv, install linksim, run the cliff-vs-smooth scenario (DeepJSCC vs. BPG + LDPC) on the bundled photos
 #   make test   create .venv, install linksim, run the test suite
+#   make lab    open the teaching labs (notebooks/) in JupyterLab, sliders live
+#   make labs   execute every lab at its default settings and write it, with outputs, to docs/labs/*.html
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test test-slow bench clean-venv checkpoints
+.PHONY: setup demo test test-slow bench clean-venv checkpoints lab labs
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip setuptools wheel numpy
 	# pyldpc ships only as an sdist whose build imports numpy: build it against the numpy above.
 	$(BIN)/python -m pip install --no-build-isolation "pyldpc>=0.7.9"
-	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install -e ".[dev,lab]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -22,6 +24,16 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# The labs run from notebooks/ (the kernel's working folder); the explorer's grid is computed once
+# (a few minutes) and cached under $$LINKSIM_CACHE/labs/.
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+labs: setup
+	mkdir -p docs/labs
+	$(BIN)/jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=7200 --ExecutePreprocessor.store_widget_state=False \
+	  --ExecutePreprocessor.kernel_name=python3 --output-dir docs/labs notebooks/*.ipynb
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow

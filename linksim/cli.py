@@ -1,4 +1,5 @@
-"""Command line: ``linksim run SCENARIO [--images PATH] [--limit N] [--out DIR]``, ``linksim train
+"""Command line: ``linksim run SCENARIO [--images PATH] [--limit N] [--out DIR] [--report]``,
+``linksim report RUN_DIR``, ``linksim train
 deepjscc|prior|inn|diffjscc-base|diffjscc-control|linear-basis …``, ``linksim eval deepjscc …``,
 ``linksim calibrate sigma-y …``, ``linksim models``, ``linksim codes``.
 
@@ -30,6 +31,17 @@ def _run(args: argparse.Namespace) -> int:
     for name in ("results.csv", "summary.csv", "psnr_vs_snr.png", "grid.png"):
         if (result.out / name).exists():
             print(f"  {result.out / name}")
+    if args.report:
+        from linksim.report import write_report
+
+        print(f"  {write_report(result.out)}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from linksim.report import write_report
+
+    print(write_report(args.run_dir, args.out))
     return 0
 
 
@@ -268,7 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--limit", type=int, help="use only the first N images")
     run.add_argument("--out", type=Path, help="output folder (default: the scenario's `output`)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--report", action="store_true", help="also write OUT/report.html (see `linksim report`)")
     run.set_defaults(handler=_run)
+
+    report = commands.add_parser("report", help="write a run folder's self-contained HTML page (report.html)")
+    report.add_argument("run_dir", type=Path, help="a folder written by `linksim run`, e.g. runs/cliff_vs_smooth")
+    report.add_argument("--out", type=Path, help="the HTML file (default: RUN_DIR/report.html)")
+    report.set_defaults(handler=_report)
 
     _add_train_commands(commands)
     _add_measure_commands(commands)

@@ -437,7 +437,7 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
         name=str(name),
         description=str(raw.get("description", "")),
         seed=_number(raw.get("seed", 0), "seed", low=0, integer=True),
-        images=raw.get("images", "samples"),
+        images=resolve_paths(raw.get("images", "samples"), source),
         limit=limit,
         channel=_channel(raw.get("channel", "awgn")),
         snr_db=snr_grid,
@@ -447,7 +447,7 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
         metrics=list(metrics),
         grid={"snr_db": grid_snrs, "images": _number(grid.get("images", 3), "grid.images", low=1, integer=True)},
         output=Path(raw.get("output") or Path("runs") / str(name)),
-        cache_dir=Path(cache_dir) if cache_dir else None,
+        cache_dir=resolve_paths(Path(cache_dir), source) if cache_dir else None,
         source=source,
         raw=raw,
         crop_multiple=crop_multiple,
@@ -457,6 +457,27 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
         restorers=restorers,
         priors={r["name"]: _restorer_digest(r, i) for i, r in enumerate(restorers)},
     )
+
+
+def resolve_paths(value, source: Path | None):
+    """``value`` with each relative path resolved from the folder of the scenario file ``source``.
+
+    A scenario names its inputs (``images``, ``cache_dir``) relative to where the YAML file lies,
+    so ``linksim run scenarios/x.yaml`` reads the same files from any working folder. Left as
+    they are: the keyword ``"samples"`` (the bundled photographs), absolute and ``~`` paths,
+    anything that is not a string or path (validated later by the loader, which names the
+    field), and every path of a scenario that has no file (``parse_scenario`` of a mapping).
+    """
+    if source is None:
+        return value
+    if isinstance(value, list):
+        return [resolve_paths(v, source) for v in value]
+    if isinstance(value, str) and value == "samples":
+        return value
+    if not isinstance(value, (str, Path)) or str(value).startswith("~") or Path(value).is_absolute():
+        return value
+    resolved = Path(source).parent / value
+    return str(resolved) if isinstance(value, str) else resolved
 
 
 def _restorer_digest(restorer: dict, index: int) -> str:
