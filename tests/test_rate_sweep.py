@@ -20,7 +20,8 @@ from linksim.errors import ConfigError
 from linksim.results import COLUMNS, RATE_COLUMNS, read_results
 from linksim.runner import format_summary, run_scenario
 from linksim.scenario import bandwidth_label, parse_scenario
-from tests.test_deepjscc_scheme import tiny_checkpoint
+# a sibling module, not `tests.…`: torch-fidelity installs a top-level `tests` package that would win
+from test_deepjscc_scheme import tiny_checkpoint
 
 HEIGHT, WIDTH = 64, 96
 CPPS = {"1/16": 1 / 16, "1/4": 1 / 4}
