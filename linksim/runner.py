@@ -322,6 +322,9 @@ class Sweep:
             plotting.psnr_vs_snr(summary, self.out / "psnr_vs_snr.png",
                                  title=f"{scenario.name}: {self.channel.name}, {self.bandwidth.describe()}, {shown}",
                                  kinds=kinds)
+        # the perceptual metrics with values (HaarPSI, VSI, LPIPS, FID, KID), when there are any
+        plotting.perceptual_vs_snr(summary, self.out / "perceptual_vs_snr.png", kinds=kinds,
+                                   title=f"{scenario.name}: {self.channel.name}, {self.bandwidth.describe()}, {shown}")
         series = [(s.name, None) for s in schemes] + [(s.name, r.label) for s in schemes for r in self.after[s.name]]
         series.sort(key=lambda pair: [s.name for s in schemes].index(pair[0]))  # restored rows under their scheme
         labels = [series_label(*pair) for pair in series]
@@ -356,11 +359,16 @@ def format_summary(summary: list[dict]) -> str:
               f"{'SNR dB':>7} {'n':>4} {'PSNR dB':>8} {'±95%':>6} {'MS-SSIM':>8} {'LPIPS':>6} {'decoded':>8} {'bpp':>7}")
     lines = [header, "-" * len(header)]
     fmt = lambda v, spec: format(v, spec) if v is not None else "—".rjust(len(format(0.0, spec)))  # noqa: E731
+    extra = [m for m in ("haarpsi", "vsi", "lpips_vgg", "fid", "kid") if summary and m in summary[0]]
+    if extra:  # the further metrics the scenario names, after the usual columns
+        header += "".join(f" {m.upper().replace('_', '-'):>9}" for m in extra)
+        lines = [header, "-" * len(header)]
     for r in summary:
         lines.append(f"{series_label(r['scheme'], r.get('restorer')):<{width}} " +
                      (f"{cpp_label(r['cpp']):>8} " if rates else "") +
                      f"{r['snr_db']:>7g} {r['n']:>4} {fmt(r['psnr'], '8.2f')} {fmt(r['psnr_ci95'], '6.2f')} "
-                     f"{fmt(r['ms_ssim'], '8.4f')} {fmt(r['lpips'], '6.3f')} {fmt(r['decoded_rate'], '8.0%')} {fmt(r['bpp'], '7.4f')}")
+                     f"{fmt(r['ms_ssim'], '8.4f')} {fmt(r['lpips'], '6.3f')} {fmt(r['decoded_rate'], '8.0%')} {fmt(r['bpp'], '7.4f')}" +
+                     "".join(f" {fmt(r[m], '9.4f')}" for m in extra))
     # a cliff line only for schemes that can lose the image (analog and ideal ones never do)
     lossy = {r["scheme"] for r in summary if not r.get("restorer") and (r["decoded_rate"] or 0) < 1}
     for scheme in dict.fromkeys(r["scheme"] for r in summary if r["scheme"] in lossy):
