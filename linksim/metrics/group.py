@@ -135,9 +135,11 @@ def pool(folder: Path, names) -> dict[tuple, dict]:
     for path in sorted((root / "points").glob("*.safetensors")) if names else []:
         features, meta = _read(path)
         key = (meta["scheme"], meta["restorer"] or None, meta["bandwidth"] or None, float(meta["snr_db"]))
-        groups.setdefault(key, []).append((meta["image"], features))
+        groups.setdefault(key, []).append((meta["image"], int(meta["trial"]), features))
     out = {}
     for key, members in groups.items():
+        # a canonical order (image, trial): KID's random subsets then do not depend on file names
+        members = [(image, features) for image, _, features in sorted(members, key=lambda m: m[:2])]
         images = sorted({image for image, _ in members})
         refs = [reference_path(folder, image) for image in images]
         entry = {"points": len(members) if all(p.exists() for p in refs) else 0}
