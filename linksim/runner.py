@@ -323,8 +323,10 @@ class Sweep:
                                  title=f"{scenario.name}: {self.channel.name}, {self.bandwidth.describe()}, {shown}",
                                  kinds=kinds)
         # the perceptual metrics with values (HaarPSI, VSI, LPIPS, FID, KID), when there are any
+        where = (f"cpp {', '.join(b.label for b in self.budgets)}" if scenario.several_bandwidths
+                 else self.bandwidth.describe())
         plotting.perceptual_vs_snr(summary, self.out / "perceptual_vs_snr.png", kinds=kinds,
-                                   title=f"{scenario.name}: {self.channel.name}, {self.bandwidth.describe()}, {shown}")
+                                   title=f"{scenario.name}: {self.channel.name}, {where}, {shown}")
         series = [(s.name, None) for s in schemes] + [(s.name, r.label) for s in schemes for r in self.after[s.name]]
         series.sort(key=lambda pair: [s.name for s in schemes].index(pair[0]))  # restored rows under their scheme
         labels = [series_label(*pair) for pair in series]
