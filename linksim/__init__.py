@@ -45,7 +45,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "linksim.schemes": ("make_scheme",),
     # restorers, metrics, data, scenarios, checkpoints
     "linksim.restore.registry": ("make_restorer",),
-    "linksim.metrics": ("psnr", "ms_ssim", "lpips", "MetricSuite"),
+    "linksim.metrics": ("psnr", "ms_ssim", "lpips", "haarpsi", "vsi", "frechet_distance", "kernel_distance", "MetricSuite"),
     "linksim.data": ("load_images", "read_image", "to_tensor", "to_uint8", "ImageItem", "SAMPLE_NAMES"),
     "linksim.scenario": ("load_scenario", "parse_scenario"),
     "linksim.runner": ("run_scenario", "format_summary"),

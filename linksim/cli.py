@@ -1,7 +1,7 @@
 """Command line: ``linksim run SCENARIO [--images PATH] [--limit N] [--out DIR] [--report]``,
 ``linksim report RUN_DIR``, ``linksim train
 deepjscc|prior|inn|diffjscc-base|diffjscc-control|linear-basis …``, ``linksim eval deepjscc …``,
-``linksim calibrate sigma-y …``, ``linksim models``, ``linksim codes``.
+``linksim calibrate sigma-y …``, ``linksim models``, ``linksim metrics``, ``linksim codes``.
 
 The flags of ``linksim train X`` are generated from the trainer's settings dataclass
 (:mod:`linksim.train.flags`): each default and help text is written once, beside the field.
@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     result = run_scenario(scenario, images=args.images, limit=args.limit, out=args.out, progress=not args.quiet)
     print(format_summary(result.summary))
     print(f"\n{result.computed} point(s) computed, {result.skipped} already in {result.results_csv}")
-    for name in ("results.csv", "summary.csv", "psnr_vs_snr.png", "grid.png"):
+    for name in ("results.csv", "summary.csv", "psnr_vs_snr.png", "perceptual_vs_snr.png", "grid.png"):
         if (result.out / name).exists():
             print(f"  {result.out / name}")
     if args.report:
@@ -42,6 +42,17 @@ def _report(args: argparse.Namespace) -> int:
     from linksim.report import write_report
 
     print(write_report(args.run_dir, args.out))
+    return 0
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    """Every metric name a scenario may list: per image or per group, what it needs, whether it runs here."""
+    from linksim.metrics import catalogue
+
+    for info in catalogue():
+        needs = "no weights" if info.weights is None else info.weights
+        here = "yes" if info.available else f"no (weights missing: download {info.url} to {info.weights})"
+        print(f"{info.name:<10} {info.scope:<6} {info.description}\n{'':<17} needs: {needs}\n{'':<17} runs here: {here}")
     return 0
 
 
@@ -293,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list every artifact (of every kind) that loads by name")
     models.set_defaults(handler=_models)
+
+    metrics = commands.add_parser("metrics", help="list every metric, what it needs and whether it can run here")
+    metrics.set_defaults(handler=_metrics)
 
     codes = commands.add_parser("codes", help="list the LDPC codes linksim knows")
     codes.set_defaults(handler=_codes)

@@ -296,3 +296,59 @@ def image_grid(item, schemes: list[str], snrs: list[float], images_dir: Path, pa
     path = Path(path)
     fig.savefig(path, dpi=110)
     return path
+
+
+#: summary columns drawn by :func:`perceptual_figure`, with their axis labels (↑ / ↓: better)
+PERCEPTUAL = {"lpips": "LPIPS (AlexNet) ↓", "lpips_vgg": "LPIPS (VGG) ↓", "haarpsi": "HaarPSI ↑", "vsi": "VSI ↑",
+              "fid": "FID (256² patches) ↓", "kid": "KID (256² patches) ↓"}
+
+
+def perceptual_metrics(summary: list[dict]) -> list[str]:
+    """The perceptual columns of ``summary`` with at least one value (empty ones — weights absent — are not drawn)."""
+    return [m for m in PERCEPTUAL if any(r.get(m) is not None for r in summary)]
+
+
+def perceptual_vs_snr(summary: list[dict], path: Path, title: str = "", kinds: dict[str, str] | None = None) -> Path | None:
+    """:func:`perceptual_figure` saved to ``path`` (PNG, 130 dpi); None (nothing written) when
+    the summary has no perceptual values."""
+    if not perceptual_metrics(summary):
+        return None
+    path = Path(path)
+    perceptual_figure(summary, title, kinds).savefig(path, dpi=130)
+    return path
+
+
+def perceptual_figure(summary: list[dict], title: str = "", kinds: dict[str, str] | None = None) -> Figure:
+    """One panel per perceptual metric with values (:data:`PERCEPTUAL`: per-image means, and the
+    group metrics FID/KID of each (scheme, restorer, SNR)) against the SNR, one curve per
+    scheme and per scheme + restorer, styled as in :func:`psnr_figure`. A rate sweep's summary
+    gets one curve per bandwidth too ("… cpp 1/64")."""
+    from linksim.scenario import bandwidth_label
+
+    kinds = dict(kinds or {})
+    names = perceptual_metrics(summary)
+    series = list(dict.fromkeys((r["scheme"], r.get("restorer") or None, r.get("cpp")) for r in summary))
+    fig = Figure(figsize=(5.2 * min(len(names), 3), 3.8 * ((len(names) + 2) // 3)))
+    axes = np.atleast_1d(fig.subplots((len(names) + 2) // 3, min(len(names), 3), squeeze=False)).ravel()
+    counters: dict[str, int] = {}
+    for scheme, restorer, cpp in series:
+        kind = "restored" if restorer else (kinds.get(scheme) or _guess_kind(scheme))
+        index = counters[kind] = counters.get(kind, -1) + 1
+        style = {k: v for k, v in _style(kind, index).items() if k != "drawstyle"}
+        rows = sorted((r for r in summary if (r["scheme"], r.get("restorer") or None, r.get("cpp")) == (scheme, restorer, cpp)),
+                      key=lambda r: r["snr_db"])
+        label = _legend_and_band(kind, scheme, restorer)[0] + (f", cpp {bandwidth_label({'cpp': cpp})}" if cpp else "")
+        for axis, name in zip(axes, names):
+            axis.plot([r["snr_db"] for r in rows], [np.nan if r.get(name) is None else r[name] for r in rows],
+                      label=label, **style)
+    for axis, name in zip(axes, names):
+        axis.set_ylabel(PERCEPTUAL[name])
+        axis.set_xlabel("SNR (dB)")
+        axis.grid(alpha=0.3)
+    for axis in axes[len(names):]:
+        axis.set_visible(False)
+    axes[0].legend(fontsize=7, framealpha=0.9)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

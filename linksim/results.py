@@ -38,6 +38,9 @@ COLUMNS = ["scheme", "restorer", "kind", "image", "height", "width", "snr_db", "
 LEGACY_COLUMNS = [c for c in COLUMNS if c != "restorer"]
 #: the columns of a rate sweep: ``bandwidth`` (nominal cpp, e.g. "1/128") after ``channel``
 RATE_COLUMNS = COLUMNS[:COLUMNS.index("k")] + ["bandwidth"] + COLUMNS[COLUMNS.index("k"):]
+#: per-image metrics beyond psnr/ms_ssim/lpips: a column each (after ``lpips``) only when the
+#: scenario names them, so the files of scenarios without them stay byte for byte the same
+EXTRA_METRIC_COLUMNS = ("lpips_vgg", "haarpsi", "vsi")
 TEXT_COLUMNS = {"scheme", "restorer", "kind", "image", "channel", "bandwidth", "mcs"}
 BOOL_COLUMNS = {"decoded", "fits"}
 
@@ -55,21 +58,31 @@ def _row_key(row: dict) -> tuple:
     return point_key(row["scheme"], row.get("restorer"), row["image"], row["snr_db"], row["trial"], row.get("bandwidth"))
 
 
+def result_columns(several_bandwidths: bool = False, metrics=()) -> list[str]:
+    """The header of a results.csv: :data:`COLUMNS` (:data:`RATE_COLUMNS` for a rate sweep) with a
+    column after ``lpips`` for each metric of ``metrics`` in :data:`EXTRA_METRIC_COLUMNS`."""
+    base = RATE_COLUMNS if several_bandwidths else COLUMNS
+    extra = [m for m in EXTRA_METRIC_COLUMNS if m in metrics]
+    at = base.index("lpips") + 1
+    return base[:at] + extra + base[at:]
+
+
 class ResultsStore:
     """``results.csv`` in an output folder, appended one batch of rows at a time.
 
-    ``several_bandwidths``: a rate sweep's file (:data:`RATE_COLUMNS`, points keyed by bandwidth too).
+    ``several_bandwidths``: a rate sweep's file (:data:`RATE_COLUMNS`, points keyed by bandwidth too);
+    ``metrics``: the scenario's metric names (columns of the extra per-image metrics, :func:`result_columns`).
     """
 
-    def __init__(self, path: Path, several_bandwidths: bool = False):
+    def __init__(self, path: Path, several_bandwidths: bool = False, metrics=()):
         self.path = Path(path)
-        self.columns = RATE_COLUMNS if several_bandwidths else COLUMNS
+        self.columns = result_columns(several_bandwidths, metrics)
         self.done: set[tuple] = set()
         if self.path.exists():
             with self.path.open(newline="") as handle:
                 reader = csv.DictReader(handle)
                 header = reader.fieldnames
-            if header == LEGACY_COLUMNS and not several_bandwidths:
+            if header == LEGACY_COLUMNS and self.columns == COLUMNS:
                 self._upgrade()
             elif header != self.columns:
                 raise ConfigError("output", str(self.path), "a results.csv written by this linksim version for the same "
@@ -139,9 +152,14 @@ def series_label(scheme: str, restorer: str | None) -> str:
     return f"{scheme} + {restorer}" if restorer else scheme
 
 
-def summarize(rows: list[dict]) -> list[dict]:
+def summarize(rows: list[dict], group: dict[tuple, dict] | None = None, group_names=()) -> list[dict]:
     """One row per (scheme, restorer, snr_db): means, a 95 % confidence half-width of PSNR,
     decode rate. ``restorer`` is None for the receiver output.
+
+    The extra per-image metrics present in the rows (:data:`EXTRA_METRIC_COLUMNS`) are averaged
+    into columns after ``lpips``; then one column per group metric of ``group_names`` (``fid``,
+    ``kid``), its value from ``group`` (:func:`linksim.metrics.pool`'s output, keyed by (scheme,
+    restorer, bandwidth label, snr_db)) when every point of the group had its features, else empty.
 
     Rows of a rate sweep (with a ``bandwidth`` label) are grouped per (scheme, restorer,
     bandwidth, snr_db), and each summary row gains the nominal ``cpp`` and ``bcr`` = cpp/3 of
@@ -151,6 +169,8 @@ def summarize(rows: list[dict]) -> list[dict]:
     PSNR is averaged in dB over images and trials (the convention of the JSCC papers).
     """
     several = any(row.get("bandwidth") for row in rows)
+    extra = [m for m in EXTRA_METRIC_COLUMNS if rows and m in rows[0]]
+    pooled = {(k[0], k[1], float(Fraction(k[2])) if k[2] else None, k[3]): v for k, v in (group or {}).items()}
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         cpp = float(Fraction(row["bandwidth"])) if several else None
@@ -165,10 +185,18 @@ def summarize(rows: list[dict]) -> list[dict]:
                  "psnr": _mean(psnr), "psnr_ci95": _ci95(psnr),
                  "ms_ssim": _mean([r["ms_ssim"] for r in members if r["ms_ssim"] is not None]),
                  "lpips": _mean([r["lpips"] for r in members if r["lpips"] is not None]),
+                 **{m: _mean([r[m] for r in members if r[m] is not None]) for m in extra},
+                 **_group_values(pooled.get((scheme, restorer, cpp, snr)), len(members), group_names),
                  "decoded_rate": _mean([1.0 if r["decoded"] else 0.0 for r in members]),
                  "bpp": _mean([r["bpp"] for r in members if r["bpp"] is not None])}
         table.append(entry)
     return table
+
+
+def _group_values(pooled: dict | None, n: int, names) -> dict:
+    """The group metrics of one summary row: values only when all ``n`` points had features."""
+    complete = pooled is not None and pooled.get("points") == n
+    return {name: pooled.get(name) if complete else None for name in names}
 
 
 def cliff_snr(summary: list[dict], scheme: str, rate: float = 0.5, cpp: float | None = None) -> float | None:

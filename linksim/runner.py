@@ -44,7 +44,8 @@ from linksim.data import center_crop, load_images, square_resize, to_tensor, to_
 from linksim.digital.separate import LadderCache, SourceCodedScheme, default_cache_dir
 from linksim.errors import ConfigError
 from linksim.link import Bandwidth, Scheme
-from linksim.metrics import MetricSuite
+from linksim.metrics import GroupMetrics, MetricSuite, point_fields, pool, write_point, write_reference
+from linksim.metrics.group import reference_path
 from linksim.results import ResultsStore, cliff_snr, point_key, read_results, series_label, summarize, write_csv, write_json
 from linksim.scenario import Scenario, bandwidth_label, nominal_cpp
 from linksim.schemes import build_scheme
@@ -158,6 +159,7 @@ class Sweep:
         self.schemes = self.budgets[0].schemes  # names, kinds and codecs are the same at every bandwidth
         restorers = build_restorers(scenario, self.items, progress=progress)
         self.metrics = MetricSuite(scenario.metrics)
+        self.group = GroupMetrics(scenario.metrics)  # FID/KID: features per point, pooled in finish()
         self._check_inputs()
 
         self.out = Path(out or scenario.output)
@@ -165,7 +167,8 @@ class Sweep:
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "scenario.json", {"name": scenario.name, "source": str(scenario.source), **scenario.fingerprint(),
                                                 "snr_db": scenario.snr_db, "trials": scenario.trials, "grid": scenario.grid})
-        self.store = ResultsStore(self.out / "results.csv", several_bandwidths=scenario.several_bandwidths)
+        self.store = ResultsStore(self.out / "results.csv", several_bandwidths=scenario.several_bandwidths,
+                                  metrics=scenario.metrics)
         self.grid_images = {item.id for item in self.items[: scenario.grid["images"]]}
         self.after = {scheme.name: [r for r in restorers if scheme.name in r.after] for scheme in self.schemes}
         self.computed = self.skipped = 0
@@ -233,6 +236,10 @@ class Sweep:
                 hashlib.sha1(link.x_hat.detach().to("cpu").contiguous().numpy().tobytes()).digest()
             if key not in score_cache:
                 score_cache[key] = self.metrics(x, link.x_hat)
+            if self.group.available:
+                if ("group", key) not in score_cache:
+                    score_cache[("group", key)] = self.group.point_payload(link.x_hat)[0]
+                self._save_group_payload(item, x, row, score_cache[("group", key)])
             rows.append({**row, **{name: values[0] for name, values in score_cache[key].items()}})
             self.computed += 1
             self.bar.update(1)
@@ -253,6 +260,9 @@ class Sweep:
             x_tilde = restore_points(restorer, self.scenario.seed, scheme.name, item.id, snr,
                                      [trial for trial, _, _ in chunk], torch.cat([x_hat for _, x_hat, _ in chunk]))
             scores = self.metrics(x.repeat(len(chunk), 1, 1, 1), x_tilde.clamp(0.0, 1.0))
+            if self.group.available:
+                for (_, _, row), features in zip(chunk, self.group.point_payload(x_tilde.clamp(0.0, 1.0))):
+                    self._save_group_payload(item, x, {**row, "restorer": restorer.label}, features)
             self.store.append([{**row, "restorer": restorer.label, **{name: v[j] for name, v in scores.items()}}
                                for j, (_, _, row) in enumerate(chunk)])
             self.computed += len(chunk)
@@ -260,6 +270,15 @@ class Sweep:
             for j, (trial, _, _) in enumerate(chunk):
                 if trial == 0:
                     self._save_grid_image(item, budget, snr, image_folder(scheme.name, restorer.label), x_tilde[j])
+
+    def _save_group_payload(self, item, x: torch.Tensor, row: dict, features: torch.Tensor) -> None:
+        """The group-metric payload of a point (FID/KID: its patches' Inception features, from
+        ``GroupMetrics.point_payload``, a pure function of x̂) goes to ``features/`` before its row
+        goes to results.csv; the original's features once per image. ``finish`` pools them per group."""
+        if not reference_path(self.out, item.id).exists():
+            write_reference(self.out, item.id, self.group.reference_payload(x)[0])
+        write_point(self.out, point_fields(row["scheme"], row["restorer"], item.id, row["snr_db"], row["trial"],
+                                           row["bandwidth"]), features)
 
     def _save_grid_image(self, item, budget: Budget, snr: float, folder: str, image: torch.Tensor) -> None:
         """Keep trial 0's picture when (image, SNR) is a cell of the image grid (the grid is
@@ -270,7 +289,7 @@ class Sweep:
     def finish(self, plots: bool = True) -> list[dict]:
         """Summarize ``results.csv`` into ``summary.csv`` (and the plots); returns the summary."""
         rows = read_results(self.store.path)
-        summary = summarize(rows)
+        summary = summarize(rows, pool(self.out, self.group.names) if self.group.active else None, self.group.names)
         write_csv(self.out / "summary.csv", summary)
         if plots:
             self._plot(summary, rows)
@@ -303,6 +322,11 @@ class Sweep:
             plotting.psnr_vs_snr(summary, self.out / "psnr_vs_snr.png",
                                  title=f"{scenario.name}: {self.channel.name}, {self.bandwidth.describe()}, {shown}",
                                  kinds=kinds)
+        # the perceptual metrics with values (HaarPSI, VSI, LPIPS, FID, KID), when there are any
+        where = (f"cpp {', '.join(b.label for b in self.budgets)}" if scenario.several_bandwidths
+                 else self.bandwidth.describe())
+        plotting.perceptual_vs_snr(summary, self.out / "perceptual_vs_snr.png", kinds=kinds,
+                                   title=f"{scenario.name}: {self.channel.name}, {where}, {shown}")
         series = [(s.name, None) for s in schemes] + [(s.name, r.label) for s in schemes for r in self.after[s.name]]
         series.sort(key=lambda pair: [s.name for s in schemes].index(pair[0]))  # restored rows under their scheme
         labels = [series_label(*pair) for pair in series]
@@ -337,11 +361,16 @@ def format_summary(summary: list[dict]) -> str:
               f"{'SNR dB':>7} {'n':>4} {'PSNR dB':>8} {'±95%':>6} {'MS-SSIM':>8} {'LPIPS':>6} {'decoded':>8} {'bpp':>7}")
     lines = [header, "-" * len(header)]
     fmt = lambda v, spec: format(v, spec) if v is not None else "—".rjust(len(format(0.0, spec)))  # noqa: E731
+    extra = [m for m in ("haarpsi", "vsi", "lpips_vgg", "fid", "kid") if summary and m in summary[0]]
+    if extra:  # the further metrics the scenario names, after the usual columns
+        header += "".join(f" {m.upper().replace('_', '-'):>9}" for m in extra)
+        lines = [header, "-" * len(header)]
     for r in summary:
         lines.append(f"{series_label(r['scheme'], r.get('restorer')):<{width}} " +
                      (f"{cpp_label(r['cpp']):>8} " if rates else "") +
                      f"{r['snr_db']:>7g} {r['n']:>4} {fmt(r['psnr'], '8.2f')} {fmt(r['psnr_ci95'], '6.2f')} "
-                     f"{fmt(r['ms_ssim'], '8.4f')} {fmt(r['lpips'], '6.3f')} {fmt(r['decoded_rate'], '8.0%')} {fmt(r['bpp'], '7.4f')}")
+                     f"{fmt(r['ms_ssim'], '8.4f')} {fmt(r['lpips'], '6.3f')} {fmt(r['decoded_rate'], '8.0%')} {fmt(r['bpp'], '7.4f')}" +
+                     "".join(f" {fmt(r[m], '9.4f')}" for m in extra))
     # a cliff line only for schemes that can lose the image (analog and ideal ones never do)
     lossy = {r["scheme"] for r in summary if not r.get("restorer") and (r["decoded_rate"] or 0) < 1}
     for scheme in dict.fromkeys(r["scheme"] for r in summary if r["scheme"] in lossy):

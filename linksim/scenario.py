@@ -25,9 +25,10 @@ import yaml
 
 from linksim.devices import parse_device
 from linksim.errors import ConfigError
+from linksim.metrics.suite import ALL_METRICS, check_metric_names
 
 SCHEME_TYPES = ("separate", "capacity", "deepjscc", "linear")
-METRICS = ("psnr", "ms_ssim", "lpips")
+METRICS = ALL_METRICS  # every metric name (linksim.metrics.suite; `linksim metrics` lists them)
 TOP_LEVEL_KEYS = {"name", "description", "seed", "images", "limit", "crop_multiple", "resize", "channel", "snr_db", "trials",
                   "bandwidth", "schemes", "restorers", "metrics", "grid", "output", "cache_dir"}
 
@@ -410,9 +411,7 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
     if len(set(names)) != len(names):
         raise ConfigError("schemes", names, "distinct scheme names")
     restorers = _restorers(raw.get("restorers"), names)
-    metrics = raw.get("metrics", ["psnr", "ms_ssim", "lpips"])
-    if not isinstance(metrics, list) or not metrics or any(m not in METRICS for m in metrics):
-        raise ConfigError("metrics", metrics, f"a non-empty list from {list(METRICS)}")
+    metrics = check_metric_names(raw.get("metrics", ["psnr", "ms_ssim", "lpips"]))
     limit = raw.get("limit")
     if limit is not None:
         limit = _number(limit, "limit", low=1, integer=True)

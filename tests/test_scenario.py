@@ -69,7 +69,7 @@ def test_valid_scenario_parses_with_units():
         ("bandwidth", [], "bandwidth"),
         ("channel", "martian", "channel"),
         ("trials", 0, "trials"),
-        ("metrics", ["psnr", "fid"], "metrics"),
+        ("metrics", ["psnr", "dists"], "metrics"),
         ("schemes", [], "schemes"),
         ("schemes.0.codec", {"name": "webp"}, "codec"),
     ],
