@@ -38,7 +38,7 @@ COLUMNS = ["scheme", "restorer", "kind", "image", "height", "width", "snr_db", "
 LEGACY_COLUMNS = [c for c in COLUMNS if c != "restorer"]
 #: the columns of a rate sweep: ``bandwidth`` (nominal cpp, e.g. "1/128") after ``channel``
 RATE_COLUMNS = COLUMNS[:COLUMNS.index("k")] + ["bandwidth"] + COLUMNS[COLUMNS.index("k"):]
-TEXT_COLUMNS = {"scheme", "restorer", "kind", "image", "channel", "bandwidth", "mcs"}
+TEXT_COLUMNS = {"scheme", "restorer", "kind", "image", "channel", "bandwidth", "mcs", "csi"}
 BOOL_COLUMNS = {"decoded", "fits"}
 
 
@@ -61,9 +61,10 @@ class ResultsStore:
     ``several_bandwidths``: a rate sweep's file (:data:`RATE_COLUMNS`, points keyed by bandwidth too).
     """
 
-    def __init__(self, path: Path, several_bandwidths: bool = False):
+    def __init__(self, path: Path, several_bandwidths: bool = False, extra_columns: tuple[str, ...] = ()):
         self.path = Path(path)
-        self.columns = RATE_COLUMNS if several_bandwidths else COLUMNS
+        # extra_columns: the channel's own report (the OFDM overheads), appended only for such channels
+        self.columns = (RATE_COLUMNS if several_bandwidths else COLUMNS) + [c for c in extra_columns]
         self.done: set[tuple] = set()
         if self.path.exists():
             with self.path.open(newline="") as handle:

@@ -1,4 +1,5 @@
-"""Channels (built on Sionna PHY blocks): AWGN, Rayleigh block and fast fading, perfect CSI.
+"""Channels (built on Sionna PHY blocks): AWGN, Rayleigh block and fast fading (perfect CSI), and
+OFDM over 3GPP TDL multipath with Doppler and perfect, LS or LMMSE CSI (:mod:`linksim.channel.ofdm`).
 
 .. code-block:: python
 
@@ -22,6 +23,8 @@ from linksim.channel.awgn import AWGNChannel
 from linksim.channel.rayleigh import RayleighBlockChannel, RayleighFastChannel
 from linksim.channel.equalize import equalize
 from linksim.channel.on_cpu import ChannelOnCPU
+from linksim.channel.ofdm_config import OFDMConfig
+from linksim.channel.ofdm import OFDMChannel, OFDMTransmission
 
 __all__ = [
     "Channel",
@@ -31,12 +34,16 @@ __all__ = [
     "RayleighBlockChannel",
     "RayleighFastChannel",
     "equalize",
+    "OFDMConfig",
+    "OFDMChannel",
+    "OFDMTransmission",
     "make_channel",
     "CHANNEL_TYPES",
 ]
 
-CHANNEL_TYPES = ("awgn", "rayleigh-block", "rayleigh-fast")
-_ALLOWED = "'awgn' | 'rayleigh-block' | 'rayleigh-fast', or {'type': 'rayleigh-block', 'block_length': int}"
+CHANNEL_TYPES = ("awgn", "rayleigh-block", "rayleigh-fast", "ofdm")
+_ALLOWED = ("'awgn' | 'rayleigh-block' | 'rayleigh-fast', or {'type': 'rayleigh-block', 'block_length': int}, "
+            "or {'type': 'ofdm', 'model': 'tdl-a', ...}")
 
 
 def make_channel(spec: Union[str, dict, Channel]) -> Channel:
@@ -44,7 +51,8 @@ def make_channel(spec: Union[str, dict, Channel]) -> Channel:
 
     :param spec: ``"awgn"`` | ``"rayleigh-block"`` | ``"rayleigh-fast"``, or a dict
         with ``"type"`` and, for ``"rayleigh-block"`` only, an optional
-        ``"block_length"`` (int ≥ 1 or None = one coefficient per image).
+        ``"block_length"`` (int ≥ 1 or None = one coefficient per image); ``"ofdm"`` takes the
+        fields of :class:`OFDMConfig` (``model``, ``csi``, ``cp_length``, ...).
         A :class:`Channel` instance is returned unchanged.
     :output: a :class:`Channel`.
     :raises ConfigError: field ``"channel"`` for an unknown type or key,
@@ -69,6 +77,8 @@ def make_channel(spec: Union[str, dict, Channel]) -> Channel:
         return RayleighFastChannel()
     if kind == "rayleigh-block" and extra <= {"block_length"}:
         return RayleighBlockChannel(block_length=spec.get("block_length"))
+    if kind == "ofdm":
+        return OFDMChannel(OFDMConfig.from_spec(spec))  # names the bad field: channel.<field>
     if kind in CHANNEL_TYPES:
         raise ConfigError("channel", spec, f"no keys besides 'type' for {kind!r} ({_ALLOWED})")
     raise ConfigError("channel", spec if len(spec) > 1 else kind, _ALLOWED)
