@@ -39,9 +39,13 @@ __all__ = [
     "OFDMTransmission",
     "make_channel",
     "CHANNEL_TYPES",
+    "OFDM_PRESETS",
 ]
 
 CHANNEL_TYPES = ("awgn", "rayleigh-block", "rayleigh-fast", "ofdm")
+#: named OFDM links (a name is what ``linksim train deepjscc --channel`` takes): the defaults of
+#: :class:`OFDMConfig` — TDL-A 100 ns, 3 km/h, 30 kHz, LS CSI with linear interpolation
+OFDM_PRESETS = {"ofdm-tdl-a": {"type": "ofdm", "model": "tdl-a", "csi": "ls"}}
 _ALLOWED = ("'awgn' | 'rayleigh-block' | 'rayleigh-fast', or {'type': 'rayleigh-block', 'block_length': int}, "
             "or {'type': 'ofdm', 'model': 'tdl-a', ...}")
 
@@ -66,7 +70,7 @@ def make_channel(spec: Union[str, dict, Channel]) -> Channel:
     if isinstance(spec, Channel):
         return spec
     if isinstance(spec, str):
-        spec = {"type": spec}
+        spec = dict(OFDM_PRESETS[spec]) if spec in OFDM_PRESETS else {"type": spec}
     if not isinstance(spec, dict) or "type" not in spec:
         raise ConfigError("channel", spec, _ALLOWED)
     kind = spec["type"]

@@ -41,7 +41,7 @@ from linksim.train.state import STATE
 
 __all__ = ["DeepJSCCSettings", "evaluate", "model_card", "record_evaluation", "train_deepjscc"]
 
-CHANNELS = ["awgn", "rayleigh-block"]
+CHANNELS = ["awgn", "rayleigh-block", "ofdm-tdl-a"]  # ofdm-tdl-a: linksim.channel.OFDM_PRESETS
 
 
 @dataclass
@@ -78,7 +78,7 @@ class DeepJSCCSettings:
 
     def __post_init__(self):
         if self.channel not in CHANNELS:
-            raise ConfigError("channel", self.channel, "'awgn' or 'rayleigh-block'")
+            raise ConfigError("channel", self.channel, f"one of {CHANNELS}")
         if self.loss not in ("mse", "mse+lpips"):
             raise ConfigError("loss", self.loss, "'mse' or 'mse+lpips'")
         if self.arch not in ("adaptive", "bourtsoulatze"):
