@@ -159,3 +159,14 @@ def test_gradients_flow_through_the_ofdm_channel():
     out = ch(x, 10.0, _gen(14))
     out.y.abs().square().sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_data_re_gains_follow_the_mapper_order():
+    """With perfect CSI and ZF the post-equalization variance of a data RE is σ²/|H|² of that RE:
+    the gains picked for the per-RE capacity are those of the REs the symbols were mapped to."""
+    cfg = _small(model="tdl-a", guard_carriers=[2, 1], dc_null=True)
+    ch = OFDMChannel(cfg)
+    x = normalize_power(torch.randn(2, 1000, dtype=torch.complex64, generator=_gen(15)))
+    t = ch.transmit(x, 10.0, _gen(16))
+    h2 = ch.data_re_gains(t.h_true, x.shape).abs().square()
+    assert torch.allclose(t.no_eff, 0.1 / h2, rtol=1e-3)

@@ -49,6 +49,10 @@ from linksim.units import noise_variance
 __all__ = ["OFDMChannel", "OFDMTransmission"]
 
 
+def _precision_of(t: torch.Tensor) -> str:
+    return "double" if t.dtype in (torch.complex128, torch.float64) else "single"
+
+
 @dataclass
 class OFDMTransmission:
     """Everything one :meth:`OFDMChannel.transmit` call produced (G = B·grids per image).
@@ -156,14 +160,24 @@ class OFDMChannel(Channel):
         return ChannelOutput(y=h * t.x_hat, h=h, noise_var=t.noise_var)
 
     def capacity_bits(self, x: torch.Tensor, snr_db, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Σ over the k data REs of log2(1 + SINR_RE), the per-RE capacity of one channel realization
-        with the receiver's post-equalization SINR 1/σ²_eff (|H|²/σ² with perfect CSI and no ISI).
+        """Σ over the k data REs of log2(1 + |H_RE|²·SNR): the per-RE capacity of one channel
+        realization (what the channel offers a receiver that knows it; independent of the CSI mode,
+        whose estimated SINR is not a bound: at low SNR a noisy LS estimate over-states it).
 
         :input x: complex [B, k] (any power-normalized symbols: they set k and draw the realization).
         :output: float64 [B], bits.
         """
         t = self.transmit(x, snr_db, generator)
-        return torch.log2(1 + 1 / t.no_eff.double().clamp_min(1e-300)).sum(dim=1)
+        h2 = self.data_re_gains(t.h_true, x.shape).abs().double().square()
+        return torch.log2(1 + h2 / t.noise_var.double().unsqueeze(-1)).sum(dim=1)
+
+    def data_re_gains(self, h: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+        """A frequency response [G, 1, 1, 1, 1, S, N_eff] at the data REs, in the order the
+        resource-grid mapper fills them (OFDM symbol by symbol, skipping pilots): complex [B, k]."""
+        b, k = shape
+        data = self.blocks(_precision_of(h), h.device).rg.pilot_pattern.mask[0, 0].flatten() == 0
+        flat = h.reshape(h.shape[0], -1)[:, data.to(h.device)]
+        return flat.reshape(b, -1)[:, :k]
 
     def extra_repr(self) -> str:
         c = self.config

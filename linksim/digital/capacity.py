@@ -4,7 +4,7 @@ No separate scheme with the same codec and the same k can do better at that SNR,
 curve is the envelope every BPG + LDPC curve stays under (docs/ARCHITECTURE.md §1). On fading
 channels the bound uses the AWGN capacity at the *average* SNR (reported as such). On a channel
 that offers ``capacity_bits`` (OFDM) it is the per-RE capacity of the channel realization,
-Σ_RE log2(1 + SINR_RE) with the receiver's post-equalization SINR (``mcs = capacity-per-re``).
+Σ_RE log2(1 + |H_RE|²·SNR) over the image's data REs (``mcs = capacity-per-re``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class CapacityScheme(SourceCodedScheme):
     def send_one(self, image, k, snr_db, channel, generator) -> dict:
         per_re = getattr(channel, "capacity_bits", None)
         if per_re is not None:
-            # a channel whose REs differ (OFDM): Σ log2(1 + SINR) of this realization's k REs
+            # a channel whose REs differ (OFDM): Σ log2(1 + |H|²·SNR) of this realization's k REs
             probe = torch.ones(1, k, dtype=torch.complex64)
             budget, label = math.floor(float(per_re(probe, snr_db, generator)[0])), "capacity-per-re"
         else:
