@@ -81,3 +81,17 @@ def test_cli_bad_ofdm_field_is_one_line_exit_2_and_writes_nothing(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "channel.cp_length" in lines[0] and "999" in lines[0], result.stderr
     assert not out.exists()
+
+
+def test_shipped_ofdm_scenarios_differ_only_in_the_csi():
+    from pathlib import Path
+
+    from linksim.scenario import load_scenario
+
+    folder = Path(__file__).resolve().parents[1] / "scenarios"
+    ls_, perfect = load_scenario(folder / "ofdm_tdl.yaml"), load_scenario(folder / "ofdm_tdl_perfect.yaml")
+    assert ls_.channel["csi"] == "ls" and perfect.channel["csi"] == "perfect"
+    assert {**ls_.channel, "csi": "perfect"} == perfect.channel
+    assert ls_.schemes == perfect.schemes and ls_.snr_db == perfect.snr_db and ls_.seed == perfect.seed
+    assert [s["model"] for s in ls_.schemes if s["type"] == "deepjscc"] == ["deepjscc-awgn-r1_48",
+                                                                            "deepjscc-ofdm-tdl-a-r1_48"]
