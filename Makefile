@@ -56,6 +56,8 @@ checkpoints: setup
 	$(TRAIN) --bcr 1/192 --channel awgn --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_192
 	$(TRAIN) --bcr 1/768 --channel awgn --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 4 --init $(CKPT)/deepjscc-awgn-r1_192 --out $(CKPT)/deepjscc-awgn-r1_768
 	$(TRAIN) --bcr 1/48 --channel rayleigh-block --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 4 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-rayleigh-r1_48
+	# OFDM over TDL-A with LS CSI in the loop (the shipped folder is this run's step-150 save: its model card)
+	$(TRAIN) --bcr 1/48 --channel ofdm-tdl-a --snr-range -5 15 --steps 500 --val-every 500 --save-every 50 --lr 3e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-ofdm-tdl-a-r1_48
 	# DiffJSCC's other bandwidths (cpp 1/128 and 1/32)
 	$(TRAIN) --bcr 1/384 --channel awgn --snr-range -5 15 --steps 1500 --val-every 1500 --lr 5e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_192 --out $(CKPT)/deepjscc-awgn-r1_384
 	$(TRAIN) --bcr 1/96 --channel awgn --snr-range -5 15 --steps 1500 --val-every 1500 --lr 5e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_96

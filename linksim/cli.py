@@ -259,7 +259,7 @@ def _add_measure_commands(commands) -> None:
     ej.add_argument("checkpoint", help="checkpoint name or folder")
     ej.add_argument("--data", required=True, help="image folder")
     ej.add_argument("--snr", type=float, nargs="+", default=[-5, -3, -1, 0, 1, 3, 5, 7, 9, 11, 13, 15])
-    ej.add_argument("--channel", **snr_channel)
+    ej.add_argument("--channel", **{**snr_channel, "choices": [*snr_channel["choices"], "ofdm-tdl-a"]})
     ej.add_argument("--limit", type=int)
     ej.add_argument("--seed", type=int, default=0)
     ej.add_argument("--record", metavar="LABEL", help="write the table into the checkpoint's model card as LABEL")

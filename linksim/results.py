@@ -41,7 +41,7 @@ RATE_COLUMNS = COLUMNS[:COLUMNS.index("k")] + ["bandwidth"] + COLUMNS[COLUMNS.in
 #: per-image metrics beyond psnr/ms_ssim/lpips: a column each (after ``lpips``) only when the
 #: scenario names them, so the files of scenarios without them stay byte for byte the same
 EXTRA_METRIC_COLUMNS = ("lpips_vgg", "haarpsi", "vsi")
-TEXT_COLUMNS = {"scheme", "restorer", "kind", "image", "channel", "bandwidth", "mcs"}
+TEXT_COLUMNS = {"scheme", "restorer", "kind", "image", "channel", "bandwidth", "mcs", "csi"}
 BOOL_COLUMNS = {"decoded", "fits"}
 
 
@@ -71,12 +71,14 @@ class ResultsStore:
     """``results.csv`` in an output folder, appended one batch of rows at a time.
 
     ``several_bandwidths``: a rate sweep's file (:data:`RATE_COLUMNS`, points keyed by bandwidth too);
-    ``metrics``: the scenario's metric names (columns of the extra per-image metrics, :func:`result_columns`).
+    ``metrics``: the scenario's metric names (columns of the extra per-image metrics, :func:`result_columns`);
+    ``extra_columns``: the channel's own columns (an OFDM channel's overheads), last.
     """
 
-    def __init__(self, path: Path, several_bandwidths: bool = False, metrics=()):
+    def __init__(self, path: Path, several_bandwidths: bool = False, metrics=(), extra_columns: tuple[str, ...] = ()):
         self.path = Path(path)
-        self.columns = result_columns(several_bandwidths, metrics)
+        # extra_columns: the channel's own report (the OFDM overheads), appended only for such channels
+        self.columns = result_columns(several_bandwidths, metrics) + list(extra_columns)
         self.done: set[tuple] = set()
         if self.path.exists():
             with self.path.open(newline="") as handle:

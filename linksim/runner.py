@@ -43,7 +43,7 @@ from linksim.channel import make_channel
 from linksim.data import center_crop, load_images, square_resize, to_tensor, to_uint8
 from linksim.digital.separate import LadderCache, SourceCodedScheme, default_cache_dir
 from linksim.errors import ConfigError
-from linksim.link import Bandwidth, Scheme
+from linksim.link import Bandwidth, LinkOutput, Scheme
 from linksim.metrics import GroupMetrics, MetricSuite, point_fields, pool, write_point, write_reference
 from linksim.metrics.group import reference_path
 from linksim.results import ResultsStore, cliff_snr, point_key, read_results, series_label, summarize, write_csv, write_json
@@ -168,7 +168,8 @@ class Sweep:
         write_json(self.out / "scenario.json", {"name": scenario.name, "source": str(scenario.source), **scenario.fingerprint(),
                                                 "snr_db": scenario.snr_db, "trials": scenario.trials, "grid": scenario.grid})
         self.store = ResultsStore(self.out / "results.csv", several_bandwidths=scenario.several_bandwidths,
-                                  metrics=scenario.metrics)
+                                  metrics=scenario.metrics,
+                                  extra_columns=tuple(getattr(self.channel, "result_columns", lambda k: {})(1)))
         self.grid_images = {item.id for item in self.items[: scenario.grid["images"]]}
         self.after = {scheme.name: [r for r in restorers if scheme.name in r.after] for scheme in self.schemes}
         self.computed = self.skipped = 0
@@ -226,7 +227,8 @@ class Sweep:
                    "channel": self.channel.name, "bandwidth": budget.label, "k": link.k, "cpp": units.cpp(link.k, height, width),
                    "bcr": units.bcr(link.k, height, width), "bits": int(link.bits[0]),
                    "bpp": units.bpp(int(link.bits[0]), height, width), "decoded": bool(link.decoded[0]),
-                   **{name: values[0] for name, values in link.extras.items()}}
+                   **{name: values[0] for name, values in link.extras.items()},
+                   **_channel_columns(self.channel, link)}
             for restorer in wanted:
                 pending[restorer.label].append((trial, link.x_hat, row))
             if raw_done:
@@ -379,6 +381,16 @@ def format_summary(summary: list[dict]) -> str:
             at = f" at cpp {cpp_label(cpp)}" if rates else ""
             lines.append(f"cliff of {scheme}{at}: " + (f"decoded in ≥ 50 % of the points from {snr:g} dB up" if snr is not None else "never decoded in ≥ 50 % of the points"))
     return "\n".join(lines)
+
+
+def _channel_columns(channel, link: LinkOutput) -> dict:
+    """The channel's own result columns for one image (the OFDM overheads of the REs the scheme
+    really sent: ``channel_uses_used`` when it reports it, else k); nothing for other channels."""
+    columns = getattr(channel, "result_columns", None)
+    if columns is None:
+        return {}
+    used = link.extras.get("channel_uses_used", [None])[0]
+    return columns(int(used) if used else link.k)
 
 
 def _check_equal_k(schemes: list[Scheme], items, bandwidth: Bandwidth) -> None:

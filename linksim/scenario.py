@@ -189,9 +189,12 @@ def _channel(value) -> dict:
 
     spec = {"type": value} if isinstance(value, str) else value
     if not isinstance(spec, dict) or "type" not in spec:
-        raise ConfigError("channel", value, "'awgn', 'rayleigh-block', 'rayleigh-fast' or {type: ..., block_length: N}")
-    make_channel(spec)  # raises ConfigError naming the field on a bad type or option
-    return dict(spec)
+        raise ConfigError("channel", value, "'awgn', 'rayleigh-block', 'rayleigh-fast', {type: ..., block_length: N} "
+                                            "or {type: ofdm, model: tdl-a, csi: ls, ...}")
+    channel = make_channel(spec)  # raises ConfigError naming the field on a bad type or option
+    # OFDM: every default written out, so the run's fingerprint (and a resumed run's check)
+    # records the whole link, not only the fields the file happened to set
+    return channel.to_spec() if spec["type"] == "ofdm" else dict(spec)
 
 
 def _deepjscc_scheme(value: dict, where: str, name: str, bandwidths: list[dict]) -> dict:

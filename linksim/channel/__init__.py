@@ -1,4 +1,5 @@
-"""Channels (built on Sionna PHY blocks): AWGN, Rayleigh block and fast fading, perfect CSI.
+"""Channels (built on Sionna PHY blocks): AWGN, Rayleigh block and fast fading (perfect CSI), and
+OFDM over 3GPP TDL multipath with Doppler and perfect, LS or LMMSE CSI (:mod:`linksim.channel.ofdm`).
 
 .. code-block:: python
 
@@ -22,6 +23,8 @@ from linksim.channel.awgn import AWGNChannel
 from linksim.channel.rayleigh import RayleighBlockChannel, RayleighFastChannel
 from linksim.channel.equalize import equalize
 from linksim.channel.on_cpu import ChannelOnCPU
+from linksim.channel.ofdm_config import OFDMConfig
+from linksim.channel.ofdm import OFDMChannel, OFDMTransmission
 
 __all__ = [
     "Channel",
@@ -31,12 +34,20 @@ __all__ = [
     "RayleighBlockChannel",
     "RayleighFastChannel",
     "equalize",
+    "OFDMConfig",
+    "OFDMChannel",
+    "OFDMTransmission",
     "make_channel",
     "CHANNEL_TYPES",
+    "OFDM_PRESETS",
 ]
 
-CHANNEL_TYPES = ("awgn", "rayleigh-block", "rayleigh-fast")
-_ALLOWED = "'awgn' | 'rayleigh-block' | 'rayleigh-fast', or {'type': 'rayleigh-block', 'block_length': int}"
+CHANNEL_TYPES = ("awgn", "rayleigh-block", "rayleigh-fast", "ofdm")
+#: named OFDM links (a name is what ``linksim train deepjscc --channel`` takes): the defaults of
+#: :class:`OFDMConfig` — TDL-A 100 ns, 3 km/h, 30 kHz, LS CSI with linear interpolation
+OFDM_PRESETS = {"ofdm-tdl-a": {"type": "ofdm", "model": "tdl-a", "csi": "ls"}}
+_ALLOWED = ("'awgn' | 'rayleigh-block' | 'rayleigh-fast', or {'type': 'rayleigh-block', 'block_length': int}, "
+            "or {'type': 'ofdm', 'model': 'tdl-a', ...}")
 
 
 def make_channel(spec: Union[str, dict, Channel]) -> Channel:
@@ -44,7 +55,8 @@ def make_channel(spec: Union[str, dict, Channel]) -> Channel:
 
     :param spec: ``"awgn"`` | ``"rayleigh-block"`` | ``"rayleigh-fast"``, or a dict
         with ``"type"`` and, for ``"rayleigh-block"`` only, an optional
-        ``"block_length"`` (int ≥ 1 or None = one coefficient per image).
+        ``"block_length"`` (int ≥ 1 or None = one coefficient per image); ``"ofdm"`` takes the
+        fields of :class:`OFDMConfig` (``model``, ``csi``, ``cp_length``, ...).
         A :class:`Channel` instance is returned unchanged.
     :output: a :class:`Channel`.
     :raises ConfigError: field ``"channel"`` for an unknown type or key,
@@ -58,7 +70,7 @@ def make_channel(spec: Union[str, dict, Channel]) -> Channel:
     if isinstance(spec, Channel):
         return spec
     if isinstance(spec, str):
-        spec = {"type": spec}
+        spec = dict(OFDM_PRESETS[spec]) if spec in OFDM_PRESETS else {"type": spec}
     if not isinstance(spec, dict) or "type" not in spec:
         raise ConfigError("channel", spec, _ALLOWED)
     kind = spec["type"]
@@ -69,6 +81,8 @@ def make_channel(spec: Union[str, dict, Channel]) -> Channel:
         return RayleighFastChannel()
     if kind == "rayleigh-block" and extra <= {"block_length"}:
         return RayleighBlockChannel(block_length=spec.get("block_length"))
+    if kind == "ofdm":
+        return OFDMChannel(OFDMConfig.from_spec(spec))  # names the bad field: channel.<field>
     if kind in CHANNEL_TYPES:
         raise ConfigError("channel", spec, f"no keys besides 'type' for {kind!r} ({_ALLOWED})")
     raise ConfigError("channel", spec if len(spec) > 1 else kind, _ALLOWED)

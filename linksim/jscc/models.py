@@ -63,7 +63,7 @@ class DeepJSCCConfig:
     :ivar adaptive: AF modules conditioned on the SNR (and the fading gain at the decoder).
     :ivar power: average transmit power P per complex use (linksim's SNR is P/σ² with P = 1: keep 1
         unless you also rescale the SNR).
-    :ivar channel: the channel the model was trained for (``awgn`` or ``rayleigh-block``); informative.
+    :ivar channel: the channel the model was trained for (``awgn``, ``rayleigh-block`` or ``ofdm-tdl-a``); informative.
     :ivar snr_range_db: the SNR range it was trained on (a warning is raised outside it).
     :ivar kernel_size: side of every convolution kernel (odd).
     :ivar af_gate: the AF modules' gate, ``"2sigmoid"`` (identity at initialization) or ADJSCC's
@@ -100,8 +100,8 @@ class DeepJSCCConfig:
             raise ConfigError("same_layers", self.same_layers, "an integer ≥ 0")
         if not (isinstance(self.power, (int, float)) and self.power > 0):
             raise ConfigError("power", self.power, "a positive average power")
-        if self.channel not in ("awgn", "rayleigh-block"):
-            raise ConfigError("channel", self.channel, "'awgn' or 'rayleigh-block'")
+        if self.channel not in ("awgn", "rayleigh-block", "ofdm-tdl-a"):
+            raise ConfigError("channel", self.channel, "'awgn', 'rayleigh-block' or 'ofdm-tdl-a'")
         k = self.kernel_size
         if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
             raise ConfigError("kernel_size", k, "an odd integer ≥ 1 (even kernels break the 2^d size arithmetic)")

@@ -41,7 +41,7 @@ from linksim.train.state import STATE
 
 __all__ = ["DeepJSCCSettings", "evaluate", "model_card", "record_evaluation", "train_deepjscc"]
 
-CHANNELS = ["awgn", "rayleigh-block"]
+CHANNELS = ["awgn", "rayleigh-block", "ofdm-tdl-a"]  # ofdm-tdl-a: linksim.channel.OFDM_PRESETS
 LOSSES = ["mse", "log-mse", "mse+lpips"]
 
 
@@ -92,7 +92,7 @@ class DeepJSCCSettings:
 
     def __post_init__(self):
         if self.channel not in CHANNELS:
-            raise ConfigError("channel", self.channel, "'awgn' or 'rayleigh-block'")
+            raise ConfigError("channel", self.channel, f"one of {CHANNELS}")
         if self.loss not in LOSSES:
             raise ConfigError("loss", self.loss, f"one of {LOSSES}")
         if self.arch not in ("adaptive", "bourtsoulatze"):
