@@ -15,8 +15,8 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-#: The labs with exercises: 01…05 and the DDPM primer (not the playground, not the instructor notebook).
-LABS = [p for p in NOTEBOOKS if re.match(r"0[1-5]", p.name) or "primer" in p.name]
+#: The labs with exercises: 01…06 and the DDPM primer (not the playground, not the instructor notebook).
+LABS = [p for p in NOTEBOOKS if re.match(r"0[1-6]", p.name) or "primer" in p.name]
 INSTRUCTOR = ROOT / "notebooks" / "99_instructor_solutions.ipynb"
 SOLUTION = "<details><summary><b>Solution</b>"
 
