@@ -1,4 +1,5 @@
-"""Command line: ``linksim run SCENARIO [--images PATH] [--limit N] [--out DIR]``, ``linksim train
+"""Command line: ``linksim run SCENARIO [--images PATH] [--limit N] [--out DIR] [--workers N] [--executor
+local|ray] [--address HOST:PORT]``, ``linksim train
 deepjscc|prior|inn|diffjscc-base|diffjscc-control|linear-basis …``, ``linksim eval deepjscc …``,
 ``linksim calibrate sigma-y …``, ``linksim models``, ``linksim codes``.
 
@@ -24,13 +25,23 @@ def _run(args: argparse.Namespace) -> int:
     from linksim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
-    result = run_scenario(scenario, images=args.images, limit=args.limit, out=args.out, progress=not args.quiet)
+    execution = {"executor": args.executor, "workers": args.workers, "address": args.address}  # override the scenario's
+    result = run_scenario(scenario, images=args.images, limit=args.limit, out=args.out, progress=not args.quiet,
+                          execution=execution)
     print(format_summary(result.summary))
     print(f"\n{result.computed} point(s) computed, {result.skipped} already in {result.results_csv}")
     for name in ("results.csv", "summary.csv", "psnr_vs_snr.png", "grid.png"):
         if (result.out / name).exists():
             print(f"  {result.out / name}")
     return 0
+
+
+def _integer(text: str):
+    """An integer flag's value; anything else is kept as given, for the ConfigError naming the field."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def _codes(args: argparse.Namespace) -> int:
@@ -268,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--limit", type=int, help="use only the first N images")
     run.add_argument("--out", type=Path, help="output folder (default: the scenario's `output`)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--workers", type=_integer, metavar="N",
+                     help="worker processes (default: the scenario's execution.workers, else 1 = this process)")
+    run.add_argument("--executor", metavar="{local,ray}", help="local processes, or a Ray cluster (default: local)")
+    run.add_argument("--address", help="a running Ray cluster's HOST:PORT (default: a local Ray instance)")
     run.set_defaults(handler=_run)
 
     _add_train_commands(commands)

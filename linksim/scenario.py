@@ -29,7 +29,7 @@ from linksim.errors import ConfigError
 SCHEME_TYPES = ("separate", "capacity", "deepjscc", "linear")
 METRICS = ("psnr", "ms_ssim", "lpips")
 TOP_LEVEL_KEYS = {"name", "description", "seed", "images", "limit", "crop_multiple", "resize", "channel", "snr_db", "trials",
-                  "bandwidth", "schemes", "restorers", "metrics", "grid", "output", "cache_dir"}
+                  "bandwidth", "schemes", "restorers", "metrics", "grid", "output", "cache_dir", "execution"}
 
 
 @dataclass
@@ -57,6 +57,9 @@ class Scenario:
     checkpoints: dict = field(default_factory=dict)
     restorers: list[dict] = field(default_factory=list)
     priors: dict = field(default_factory=dict)
+    #: where the points run (:func:`linksim.execution.validate_execution`); not in the
+    #: fingerprint: it changes no number
+    execution: dict = field(default_factory=lambda: {"executor": "local", "workers": 1, "address": None})
 
     @property
     def bandwidth(self) -> dict:
@@ -456,7 +459,16 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
                      for s in parsed if s["type"] in ("deepjscc", "linear")},
         restorers=restorers,
         priors={r["name"]: _restorer_digest(r, i) for i, r in enumerate(restorers)},
+        execution=_execution(raw.get("execution")),
     )
+
+
+def _execution(value) -> dict:
+    from linksim.execution import validate_execution
+
+    if value is not None and not isinstance(value, dict):
+        raise ConfigError("execution", value, "{executor: local|ray, workers: N, address: HOST:PORT}")
+    return validate_execution(value or {}, where="execution.")
 
 
 def _restorer_digest(restorer: dict, index: int) -> str:

@@ -27,7 +27,7 @@ ALLOWED = {
     "jscc": FOUNDATION | {"channel", "zoo", "data", "crops", "metrics"},
     "restore": FOUNDATION | {"zoo", "data", "crops", "metrics"},
 }
-COMPOSITION = {"schemes", "scenario", "runner", "results", "plots", "train"}
+COMPOSITION = {"schemes", "scenario", "runner", "results", "plots", "train", "execution"}
 ENTRY_POINTS = {"cli", "__main__", "__init__"}
 LAZY_DISPATCHERS = {"zoo"}
 
