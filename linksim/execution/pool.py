@@ -35,7 +35,7 @@ class PoolExecutor:
         waiting = list(units)
         position = 0
         while position < len(units):
-            pool = ProcessPoolExecutor(max_workers=min(self.workers, len(waiting)),
+            pool = ProcessPoolExecutor(max_workers=max(1, min(self.workers, len(waiting))),
                                        mp_context=multiprocessing.get_context("spawn"),
                                        initializer=set_threads, initargs=(self.workers,))
             futures = {unit.index: pool.submit(compute_unit, recipe, unit) for unit in waiting}

@@ -38,8 +38,9 @@ class RayExecutor:
         if not self.started:
             return  # a caller's own ray.init (e.g. in a notebook) is used as it is
         if address is None:
+            # on the loopback interface: a sweep's local instance is nobody else's
             ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
+                     configure_logging=False, _node_ip_address="127.0.0.1")
             return
         _check_reachable(address)
         try:
