@@ -23,6 +23,12 @@ by it. Images
 are brought to the scenario's ``resize`` (a centre square, resized) and centre-cropped to its
 ``crop_multiple``, the same for every scheme. Everything that can be wrong with the inputs
 (scenario fields, image files, checkpoints) is checked before the output folder is created.
+
+The work is cut into :class:`Unit` s (one image × one bandwidth × one scheme, in the order
+above) that :class:`SweepWorker` computes as a pure function returning rows and grid pictures
+(:class:`UnitResult`); :class:`Sweep` alone writes files. It runs the units itself, or hands
+them to an executor of :mod:`linksim.execution` (local worker processes, Ray) that returns
+the results in canonical order, so ``results.csv`` has the same bytes either way.
 """
 
 from __future__ import annotations
