@@ -58,6 +58,20 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def write_report(args, warm_up: float, runs: dict) -> None:
+    """speed-up and efficiency against the serial run; the JSON at ``args.json``."""
+    serial = runs.get("serial")
+    for run in runs.values():
+        if serial:
+            run["speed_up"] = round(serial["wall_s"] / run["wall_s"], 3)
+            run["efficiency"] = round(run["speed_up"] / run["workers"], 3)
+    report = {"images": str(args.images), "limit": args.limit, "trials": args.trials, "snr_db": [-4.0, 10.0, 1.0],
+              "scenario": "scenarios/cliff.yaml (numba decoder)", "cpu": cpu_model(), "cpus": os.cpu_count(),
+              "warm_up_s": round(warm_up, 1), "runs": runs,
+              "note": "a shared machine: other jobs ran during the measurement (load_average_1min_before)"}
+    args.json.write_text(json.dumps(report, indent=1) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=Path, default=KODAK)
@@ -90,16 +104,7 @@ def main() -> int:
                           "load_average_1min_before": round(load, 2)}
             print(f"{name:>8}: {result.computed} points in {wall:.1f} s = {result.computed / wall:.1f} points/s"
                   f" (load {load:.1f}; results.csv {'identical' if data == reference else 'DIFFERENT'})", flush=True)
-    serial = runs.get("serial")
-    for run in runs.values():
-        if serial:
-            run["speed_up"] = round(serial["wall_s"] / run["wall_s"], 3)
-            run["efficiency"] = round(run["speed_up"] / run["workers"], 3)
-    report = {"images": str(args.images), "limit": args.limit, "trials": args.trials, "snr_db": list(snr),
-              "scenario": "scenarios/cliff.yaml (numba decoder)", "cpu": cpu_model(), "cpus": os.cpu_count(),
-              "warm_up_s": round(warm_up, 1), "runs": runs,
-              "note": "a shared machine: other jobs ran during the measurement (load_average_1min_before)"}
-    args.json.write_text(json.dumps(report, indent=1) + "\n")
+            write_report(args, warm_up, runs)  # after every configuration: a long run keeps what it measured
     print(json.dumps({k: {m: v[m] for m in ("wall_s", "points_per_s", "speed_up", "efficiency") if m in v}
                       for k, v in runs.items()}, indent=1))
     print(f"written {args.json}")
