@@ -15,12 +15,18 @@ _WORKERS: dict[str, object] = {}
 
 
 def set_threads(workers: int) -> None:
-    """Share the cores among the worker processes (unless OMP_NUM_THREADS says otherwise):
-    N processes of all the cores' threads each would oversubscribe the machine."""
+    """Share the cores among the worker processes: N processes with all the cores' threads
+    each would oversubscribe the machine. PyTorch's threads (unless OMP_NUM_THREADS says
+    otherwise) and numba's (the LDPC decoder's parallel loop over codewords; each codeword is
+    decoded alone, so the thread count changes no bit)."""
+    import numba
     import torch
 
+    threads = max(1, (os.cpu_count() or 1) // workers)
     if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        torch.set_num_threads(threads)
+    if "NUMBA_NUM_THREADS" not in os.environ:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
 def compute_unit(recipe, unit):
