@@ -1,5 +1,5 @@
-"""Command line: ``linksim run SCENARIO [--images PATH] [--limit N] [--out DIR] [--report]``,
-``linksim report RUN_DIR``, ``linksim train
+"""Command line: ``linksim run SCENARIO [--images PATH] [--limit N] [--out DIR] [--report] [--workers N]
+[--executor local|ray] [--address HOST:PORT]``, ``linksim report RUN_DIR``, ``linksim train
 deepjscc|prior|inn|diffjscc-base|diffjscc-control|linear-basis …``, ``linksim eval deepjscc …``,
 ``linksim calibrate sigma-y …``, ``linksim models``, ``linksim metrics``, ``linksim codes``.
 
@@ -25,7 +25,9 @@ def _run(args: argparse.Namespace) -> int:
     from linksim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
-    result = run_scenario(scenario, images=args.images, limit=args.limit, out=args.out, progress=not args.quiet)
+    execution = {"executor": args.executor, "workers": args.workers, "address": args.address}  # override the scenario's
+    result = run_scenario(scenario, images=args.images, limit=args.limit, out=args.out, progress=not args.quiet,
+                          execution=execution)
     print(format_summary(result.summary))
     print(f"\n{result.computed} point(s) computed, {result.skipped} already in {result.results_csv}")
     for name in ("results.csv", "summary.csv", "psnr_vs_snr.png", "perceptual_vs_snr.png", "grid.png"):
@@ -54,6 +56,14 @@ def _metrics(args: argparse.Namespace) -> int:
         here = "yes" if info.available else f"no (weights missing: download {info.url} to {info.weights})"
         print(f"{info.name:<10} {info.scope:<6} {info.description}\n{'':<17} needs: {needs}\n{'':<17} runs here: {here}")
     return 0
+
+
+def _integer(text: str):
+    """An integer flag's value; anything else is kept as given, for the ConfigError naming the field."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def _codes(args: argparse.Namespace) -> int:
@@ -292,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="output folder (default: the scenario's `output`)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--report", action="store_true", help="also write OUT/report.html (see `linksim report`)")
+    run.add_argument("--workers", type=_integer, metavar="N",
+                     help="worker processes (default: the scenario's execution.workers, else 1 = this process)")
+    run.add_argument("--executor", metavar="{local,ray}", help="local processes, or a Ray cluster (default: local)")
+    run.add_argument("--address", help="a running Ray cluster's HOST:PORT (default: a local Ray instance)")
     run.set_defaults(handler=_run)
 
     report = commands.add_parser("report", help="write a run folder's self-contained HTML page (report.html)")

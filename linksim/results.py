@@ -81,6 +81,8 @@ class ResultsStore:
         self.columns = result_columns(several_bandwidths, metrics) + list(extra_columns)
         self.done: set[tuple] = set()
         if self.path.exists():
+            _drop_partial_line(self.path)
+        if self.path.exists():
             with self.path.open(newline="") as handle:
                 reader = csv.DictReader(handle)
                 header = reader.fieldnames
@@ -116,10 +118,85 @@ class ResultsStore:
             if new:
                 writer.writeheader()
             for row in rows:
+                if _KILL_AFTER_ROWS is not None:
+                    _fault_point(handle, writer, {k: _format(row.get(k)) for k in self.columns})
                 writer.writerow({k: _format(row.get(k)) for k in self.columns})
             handle.flush()
             os.fsync(handle.fileno())
         self.done.update(_row_key(r) for r in rows)
+
+
+def _drop_partial_line(path: Path) -> None:
+    """Cut ``results.csv`` after its last complete line: a run killed while writing a row
+    leaves the start of that row without its line end (no cell holds a newline, so every
+    complete row ends with one). The point of that row is then computed again. A file
+    without even a complete header is removed."""
+    import warnings
+
+    with path.open("rb+") as handle:
+        data = handle.read()
+        if not data or data.endswith(b"\n"):
+            return
+        end = data.rfind(b"\n") + 1
+        handle.truncate(end)
+        handle.flush()
+        os.fsync(handle.fileno())
+    if end == 0:
+        path.unlink()
+    warnings.warn(f"{path}: dropped an incomplete last line ({len(data) - end} bytes, a run stopped while writing "
+                  "it); its point is computed again", stacklevel=3)
+
+
+class OutputLock:
+    """An exclusive lock on an output folder (``.lock`` in it), held while a run writes there,
+    so that two runs never interleave rows in one ``results.csv``.
+
+    An advisory OS lock (``filelock``: ``flock`` on POSIX): the system releases it when the
+    holding process ends, however it ends (``kill -9`` included), so a stale lock never
+    blocks the rerun that resumes.
+    """
+
+    def __init__(self, folder: Path):
+        from filelock import FileLock
+
+        self.folder = Path(folder)
+        self._lock = FileLock(str(self.folder / ".lock"), timeout=0, is_singleton=False)
+
+    def acquire(self) -> None:
+        """:raises ConfigError: another process holds the lock."""
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise ConfigError("output", str(self.folder), "a folder no other linksim run is writing to (another run "
+                                                          "holds its .lock; wait for it or use another --out)") from None
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+#: a fault-test hook (tests/test_parallel_sweep.py): "N" kills this process with SIGKILL before
+#: it writes row N (counted from 0 in this process), "N+" after writing half of row N
+_KILL_AFTER_ROWS = os.environ.get("LINKSIM_TEST_KILL_AFTER_ROWS")
+_rows_written = 0
+
+
+def _fault_point(handle, writer, row: dict) -> None:
+    global _rows_written
+    at, partial = int(_KILL_AFTER_ROWS.rstrip("+")), _KILL_AFTER_ROWS.endswith("+")
+    if _rows_written == at:
+        import io
+        import signal
+
+        if partial:
+            line = io.StringIO()
+            csv.DictWriter(line, fieldnames=writer.fieldnames).writerow(row)
+            handle.write(line.getvalue()[: len(line.getvalue()) // 2])
+        handle.flush()
+        os.fsync(handle.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
+    _rows_written += 1
 
 
 def _format(value):

@@ -23,6 +23,12 @@ by it. Images
 are brought to the scenario's ``resize`` (a centre square, resized) and centre-cropped to its
 ``crop_multiple``, the same for every scheme. Everything that can be wrong with the inputs
 (scenario fields, image files, checkpoints) is checked before the output folder is created.
+
+The work is cut into :class:`Unit` s (one image × one bandwidth × one scheme, in the order
+above) that :class:`SweepWorker` computes as a pure function returning rows and grid pictures
+(:class:`UnitResult`); :class:`Sweep` alone writes files. It runs the units itself, or hands
+them to an executor of :mod:`linksim.execution` (local worker processes, Ray) that returns
+the results in canonical order, so ``results.csv`` has the same bytes either way.
 """
 
 from __future__ import annotations
@@ -30,23 +36,24 @@ from __future__ import annotations
 import hashlib
 import re
 import warnings
-from collections.abc import Hashable
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
 from linksim import units
 from linksim.channel import make_channel
-from linksim.data import center_crop, load_images, square_resize, to_tensor, to_uint8
+from linksim.data import ImageItem, center_crop, load_images, square_resize, to_tensor, to_uint8
 from linksim.digital.separate import LadderCache, SourceCodedScheme, default_cache_dir
 from linksim.errors import ConfigError
 from linksim.link import Bandwidth, LinkOutput, Scheme
 from linksim.metrics import GroupMetrics, MetricSuite, point_fields, pool, write_point, write_reference
 from linksim.metrics.group import reference_path
-from linksim.results import ResultsStore, cliff_snr, point_key, read_results, series_label, summarize, write_csv, write_json
+from linksim.results import OutputLock, ResultsStore, cliff_snr, point_key, read_results, series_label, summarize, write_csv, write_json
 from linksim.scenario import Scenario, bandwidth_label, nominal_cpp
 from linksim.schemes import build_scheme
 from linksim.seeding import point_generator
@@ -120,15 +127,28 @@ def build_restorers(scenario: Scenario, items, progress: bool = True) -> list:
 
 
 def run_scenario(scenario: Scenario, *, images=None, limit: int | None = None, out: Path | None = None,
-                 progress: bool = True, plots: bool = True) -> RunResult:
+                 progress: bool = True, plots: bool = True, execution: dict | None = None) -> RunResult:
     """Run (or resume) ``scenario``; returns the summary and where everything was written.
 
     ``images``, ``limit`` and ``out`` override the scenario's fields (the CLI's
-    ``--images``, ``--limit``, ``--out``).
+    ``--images``, ``--limit``, ``--out``); ``execution`` overrides fields of the scenario's
+    ``execution`` (``executor``, ``workers``, ``address``: the CLI's ``--executor``,
+    ``--workers``, ``--address``; :mod:`linksim.execution`). The executor is checked (a Ray
+    cluster reached) before anything is written.
     """
-    sweep = Sweep(scenario, images=images, limit=limit, out=out, progress=progress)
-    sweep.run()
-    summary = sweep.finish(plots=plots)
+    from linksim.execution import make_executor
+
+    executor = make_executor({**scenario.execution, **{k: v for k, v in (execution or {}).items() if v is not None}})
+    try:
+        sweep = Sweep(scenario, images=images, limit=limit, out=out, progress=progress)
+        try:
+            sweep.run(executor)
+            summary = sweep.finish(plots=plots)
+        finally:
+            sweep.close()
+    finally:
+        if executor is not None:
+            executor.close()
     return RunResult(out=sweep.out, summary=summary, computed=sweep.computed, skipped=sweep.skipped)
 
 
@@ -153,18 +173,17 @@ class Sweep:
         self.items = [center_crop(square_resize(item, scenario.resize), scenario.crop_multiple) for item in items]
         self.bandwidth = Bandwidth(**scenario.bandwidth)  # the first (or only) one
         self.channel = make_channel(scenario.channel)
-        ladders = LadderCache(scenario.cache_dir or default_cache_dir())
-        self.budgets = [Budget(Bandwidth(**b), bandwidth_label(b) if scenario.several_bandwidths else None,
-                               build_schemes(scenario, ladders, b)) for b in scenario.bandwidths]
+        self.budgets = make_budgets(scenario, LadderCache(scenario.cache_dir or default_cache_dir()))
         self.schemes = self.budgets[0].schemes  # names, kinds and codecs are the same at every bandwidth
         restorers = build_restorers(scenario, self.items, progress=progress)
         self.metrics = MetricSuite(scenario.metrics)
-        self.group = GroupMetrics(scenario.metrics)  # FID/KID: features per point, pooled in finish()
         self._check_inputs()
 
         self.out = Path(out or scenario.output)
         _check_fingerprint(self.out, scenario)
         self.out.mkdir(parents=True, exist_ok=True)
+        self.lock = OutputLock(self.out)  # a second run into this folder refuses here, before writing
+        self.lock.acquire()
         write_json(self.out / "scenario.json", {"name": scenario.name, "source": str(scenario.source), **scenario.fingerprint(),
                                                 "snr_db": scenario.snr_db, "trials": scenario.trials, "grid": scenario.grid})
         self.store = ResultsStore(self.out / "results.csv", several_bandwidths=scenario.several_bandwidths,
@@ -172,6 +191,8 @@ class Sweep:
                                   extra_columns=tuple(getattr(self.channel, "result_columns", lambda k: {})(1)))
         self.grid_images = {item.id for item in self.items[: scenario.grid["images"]]}
         self.after = {scheme.name: [r for r in restorers if scheme.name in r.after] for scheme in self.schemes}
+        self.worker = SweepWorker(scenario, self.budgets, self.channel, self.after, self.metrics, self.grid_images)
+        self.group = self.worker.group  # FID/KID: features per point, pooled in finish()
         self.computed = self.skipped = 0
 
     def _check_inputs(self) -> None:
@@ -186,107 +207,72 @@ class Sweep:
         for budget in self.budgets:
             _check_equal_k(budget.schemes, self.items, budget.bandwidth)
 
-    def run(self) -> None:
-        """Compute every point not yet in ``results.csv``, appending rows as points finish."""
+    def units(self) -> list[Unit]:
+        """The sweep's units of work in canonical order (image → bandwidth → scheme), each with
+        the keys of its points already in ``results.csv``."""
+        units = []
+        for item in self.items:
+            for b, budget in enumerate(self.budgets):
+                for s, scheme in enumerate(budget.schemes):
+                    keys = self.worker.point_keys(item, budget, scheme)
+                    units.append(Unit(len(units), item, b, s, frozenset(keys & self.store.done)))
+        return units
+
+    def run(self, executor=None) -> None:
+        """Compute every point not yet in ``results.csv``, appending rows as points finish.
+
+        ``executor`` (:mod:`linksim.execution`): None runs the units here, one after the
+        other; an executor runs them on its workers and hands the results back in canonical
+        order, which this process alone writes (the same bytes as a run here)."""
         scenario = self.scenario
         total = (len(self.items) * len(self.budgets) * sum(1 + len(self.after[s.name]) for s in self.schemes)
                  * len(scenario.snr_db) * scenario.trials)
         self.bar = tqdm(total=total, desc=scenario.name, unit="pt", disable=not self.progress, dynamic_ncols=True)
-        for item in self.items:
-            x = to_tensor([item.pixels])
-            # Metrics are a pure function of (x, x_hat), and a cliff sweep sends few distinct x_hat
-            # per image (the failure fill, a few codec rungs): compute each distinct one once.
-            score_cache: dict[Hashable, dict] = {}  # content id or SHA-1 → scores
-            for budget in self.budgets:
-                for scheme in budget.schemes:
-                    for snr in scenario.snr_db:
-                        pending = self._link_trials(item, x, budget, scheme, snr, score_cache)
-                        for restorer in self.after[scheme.name]:
-                            self._restore(item, x, budget, scheme, snr, restorer, pending[restorer.label])
+        work = self.units()
+        if executor is None:
+            score_caches: dict[str, dict] = {}
+            for unit in work:
+                # Metrics are a pure function of (x, x_hat), and a cliff sweep sends few distinct x_hat
+                # per image (the failure fill, a few codec rungs): compute each distinct one once.
+                score_cache = score_caches.setdefault(unit.item.id, {})  # content id or SHA-1 → scores
+                for result in self.worker.chunks(unit, score_cache):
+                    self._write(result)
+        else:
+            todo = []
+            for unit in work:
+                if len(unit.done) == self.worker.unit_points(unit):  # nothing left: no trip to a worker
+                    self.skipped += len(unit.done)
+                    self.bar.update(len(unit.done))
+                else:
+                    todo.append(unit)
+            for result in executor.run(self.worker.recipe(), todo):
+                self._write(result)
         self.bar.close()
 
-    def _link_trials(self, item, x: torch.Tensor, budget: Budget, scheme: Scheme, snr: float,
-                     score_cache: dict) -> dict[str, list]:
-        """Send ``x`` [1, 3, H, W] through ``scheme`` (built for ``budget``) at ``snr`` for every
-        trial not yet done; returns, per restorer label, the (trial, x̂, link row) its missing points need."""
-        height, width = item.pixels.shape[:2]
-        rows, pending = [], {r.label: [] for r in self.after[scheme.name]}
-        for trial in range(self.scenario.trials):
-            raw_done = point_key(scheme.name, None, item.id, snr, trial, budget.label) in self.store.done
-            wanted = [r for r in self.after[scheme.name]
-                      if point_key(scheme.name, r.label, item.id, snr, trial, budget.label) not in self.store.done]
-            already = int(raw_done) + len(self.after[scheme.name]) - len(wanted)
-            self.skipped += already
-            self.bar.update(already)
-            if raw_done and not wanted:
-                continue
-            generator = point_generator(self.scenario.seed, scheme.name, item.id, snr, trial)
-            link = scheme.run(x, snr, self.channel, generator)
-            row = {"scheme": scheme.name, "restorer": None, "kind": scheme.kind, "image": item.id,
-                   "height": height, "width": width, "snr_db": float(snr), "trial": trial,
-                   "channel": self.channel.name, "bandwidth": budget.label, "k": link.k, "cpp": units.cpp(link.k, height, width),
-                   "bcr": units.bcr(link.k, height, width), "bits": int(link.bits[0]),
-                   "bpp": units.bpp(int(link.bits[0]), height, width), "decoded": bool(link.decoded[0]),
-                   **{name: values[0] for name, values in link.extras.items()},
-                   **_channel_columns(self.channel, link)}
-            for restorer in wanted:
-                pending[restorer.label].append((trial, link.x_hat, row))
-            if raw_done:
-                continue
-            # the scheme's content id when it has one (no 5 MB hash per Kodak point), else a digest
-            key = link.x_hat_ids[0] if link.x_hat_ids is not None else \
-                hashlib.sha1(link.x_hat.detach().to("cpu").contiguous().numpy().tobytes()).digest()
-            if key not in score_cache:
-                score_cache[key] = self.metrics(x, link.x_hat)
-            if self.group.available:
-                if ("group", key) not in score_cache:
-                    score_cache[("group", key)] = self.group.point_payload(link.x_hat)[0]
-                self._save_group_payload(item, x, row, score_cache[("group", key)])
-            rows.append({**row, **{name: values[0] for name, values in score_cache[key].items()}})
-            self.computed += 1
-            self.bar.update(1)
-            if trial == 0:
-                self._save_grid_image(item, budget, snr, image_folder(scheme.name), link.x_hat[0])
-            where = f" · cpp {budget.label}" if budget.label else ""
-            self.bar.set_postfix_str(f"{scheme.name} · {item.id}{where} · {snr:+g} dB", refresh=False)
-        if rows:
-            self.store.append(rows)
-        return pending
+    def _write(self, result: UnitResult) -> None:
+        """Append a unit's (or a part's) rows and keep its grid pictures; count its points.
 
-    def _restore(self, item, x: torch.Tensor, budget: Budget, scheme: Scheme, snr: float, restorer, todo: list) -> None:
-        """Restore the pending points ``todo`` = [(trial, x̂, link row)] in batches of the
-        restorer's ``batch``; each restored row keeps its link columns."""
-        for start in range(0, len(todo), restorer.batch):
-            chunk = todo[start:start + restorer.batch]
-            self.bar.set_postfix_str(f"{scheme.name} + {restorer.label} · {item.id} · {snr:+g} dB", refresh=False)
-            x_tilde = restore_points(restorer, self.scenario.seed, scheme.name, item.id, snr,
-                                     [trial for trial, _, _ in chunk], torch.cat([x_hat for _, x_hat, _ in chunk]))
-            scores = self.metrics(x.repeat(len(chunk), 1, 1, 1), x_tilde.clamp(0.0, 1.0))
-            if self.group.available:
-                for (_, _, row), features in zip(chunk, self.group.point_payload(x_tilde.clamp(0.0, 1.0))):
-                    self._save_group_payload(item, x, {**row, "restorer": restorer.label}, features)
-            self.store.append([{**row, "restorer": restorer.label, **{name: v[j] for name, v in scores.items()}}
-                               for j, (_, _, row) in enumerate(chunk)])
-            self.computed += len(chunk)
-            self.bar.update(len(chunk))
-            for j, (trial, _, _) in enumerate(chunk):
-                if trial == 0:
-                    self._save_grid_image(item, budget, snr, image_folder(scheme.name, restorer.label), x_tilde[j])
+        The group-metric payloads (FID/KID: the patches' Inception features) go to ``features/``
+        before the rows go to results.csv, the original's once per image: a row in the file
+        means its features are on disk, so a resumed run pools complete groups."""
+        for image, features in result.references:
+            if not reference_path(self.out, image).exists():
+                write_reference(self.out, image, features)
+        for fields, features in result.features:
+            write_point(self.out, fields, features)
+        if result.rows:
+            self.store.append(result.rows)
+        for folder, name, pixels in result.pictures:
+            _save_png(self.out / "images" / folder / name, pixels)
+        self.computed += result.computed
+        self.skipped += result.skipped
+        self.bar.update(result.computed + result.skipped)
+        if result.postfix:
+            self.bar.set_postfix_str(result.postfix, refresh=False)
 
-    def _save_group_payload(self, item, x: torch.Tensor, row: dict, features: torch.Tensor) -> None:
-        """The group-metric payload of a point (FID/KID: its patches' Inception features, from
-        ``GroupMetrics.point_payload``, a pure function of x̂) goes to ``features/`` before its row
-        goes to results.csv; the original's features once per image. ``finish`` pools them per group."""
-        if not reference_path(self.out, item.id).exists():
-            write_reference(self.out, item.id, self.group.reference_payload(x)[0])
-        write_point(self.out, point_fields(row["scheme"], row["restorer"], item.id, row["snr_db"], row["trial"],
-                                           row["bandwidth"]), features)
-
-    def _save_grid_image(self, item, budget: Budget, snr: float, folder: str, image: torch.Tensor) -> None:
-        """Keep trial 0's picture when (image, SNR) is a cell of the image grid (the grid is
-        drawn at the first bandwidth of a rate sweep)."""
-        if budget is self.budgets[0] and item.id in self.grid_images and snr in self.scenario.grid["snr_db"]:
-            _save_png(self.out / "images" / folder / f"{slug(item.id)}__snr{float(snr):+g}.png", image)
+    def close(self) -> None:
+        """Release the output folder's lock (another run may then write to it)."""
+        self.lock.release()
 
     def finish(self, plots: bool = True) -> list[dict]:
         """Summarize ``results.csv`` into ``summary.csv`` (and the plots); returns the summary."""
@@ -340,6 +326,219 @@ class Sweep:
                         for r in rows if r["image"] == item.id and r["trial"] == 0 and r.get("bandwidth") == first}
             plotting.image_grid(item, labels, scenario.grid["snr_db"], self.out / "images", path, slug, captions,
                                 folders=folders)
+
+
+@dataclass
+class Unit:
+    """One unit of work: one image at one bandwidth through one scheme, all its SNRs and trials
+    (and the restorers after that scheme), so that a worker builds a scheme's codec tables and
+    models once for many points.
+
+    ``index`` is its place in the canonical order (:meth:`Sweep.units`); ``budget`` and
+    ``scheme`` index :attr:`SweepWorker.budgets` and that budget's schemes; ``done`` holds the
+    :func:`~linksim.results.point_key` of its points already in ``results.csv`` (skipped).
+    """
+
+    index: int
+    item: ImageItem
+    budget: int
+    scheme: int
+    done: frozenset = frozenset()
+
+
+@dataclass
+class UnitResult:
+    """What computing a unit (or a part of one) gives back to the process that writes.
+
+    ``rows``: ``results.csv`` rows in canonical order; ``pictures``: the image-grid cells,
+    (folder under ``images/``, file name, uint8 [H, W, 3]); ``features``: the group-metric payload
+    of each computed point, (its :func:`~linksim.metrics.point_fields`, float32 [P, D]);
+    ``references``: the original's, (image id, float32 [P, D]); ``computed``/``skipped``: points.
+    A worker returns data only; the writing process writes every file.
+    """
+
+    index: int
+    rows: list[dict] = field(default_factory=list)
+    pictures: list[tuple[str, str, np.ndarray]] = field(default_factory=list)
+    features: list[tuple[dict, torch.Tensor]] = field(default_factory=list)
+    references: list[tuple[str, torch.Tensor]] = field(default_factory=list)
+    computed: int = 0
+    skipped: int = 0
+    postfix: str = ""
+
+    def merge(self, other: UnitResult) -> None:
+        self.rows += other.rows
+        self.pictures += other.pictures
+        self.features += other.features
+        self.references += other.references
+        self.computed += other.computed
+        self.skipped += other.skipped
+        self.postfix = other.postfix or self.postfix
+
+
+@dataclass
+class WorkerRecipe:
+    """What a worker process needs to build its :class:`SweepWorker`: the validated scenario and
+    the ids of the grid images (small and picklable; the images travel with each unit)."""
+
+    scenario: Scenario
+    grid_images: tuple[str, ...]
+
+    @property
+    def token(self) -> str:
+        """Identifies the recipe (a worker keeps one built :class:`SweepWorker` per token)."""
+        import json
+
+        text = json.dumps([self.scenario.fingerprint(), self.scenario.snr_db, self.scenario.trials,
+                           self.scenario.grid, str(self.scenario.cache_dir), list(self.grid_images)], default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def make_budgets(scenario: Scenario, ladders: LadderCache) -> list[Budget]:
+    """The scenario's bandwidths, each with its schemes built (models loaded)."""
+    return [Budget(Bandwidth(**b), bandwidth_label(b) if scenario.several_bandwidths else None,
+                   build_schemes(scenario, ladders, b)) for b in scenario.bandwidths]
+
+
+class SweepWorker:
+    """Computes the points of units: a pure function of a unit and the built schemes, channel,
+    restorers and metrics (no file is written here; every draw comes from the point's own
+    generator, so any process computes any unit and gets the same numbers)."""
+
+    def __init__(self, scenario: Scenario, budgets: list[Budget], channel, after: dict[str, list], metrics: MetricSuite,
+                 grid_images: set[str]):
+        self.scenario, self.budgets, self.channel, self.after = scenario, budgets, channel, after
+        self.metrics, self.grid_images = metrics, set(grid_images)
+        self.group = GroupMetrics(scenario.metrics)  # FID/KID: features per point, pooled by Sweep.finish
+        self._reference: dict[str, torch.Tensor] = {}  # the original's features, for the image at hand
+
+    @classmethod
+    def build(cls, recipe: WorkerRecipe) -> SweepWorker:
+        """A worker process's own copy: schemes, models and priors loaded once (the inputs were
+        checked by the process that made the recipe)."""
+        scenario = recipe.scenario
+        budgets = make_budgets(scenario, LadderCache(scenario.cache_dir or default_cache_dir()))
+        restorers = build_restorers(scenario, [], progress=False)
+        after = {scheme.name: [r for r in restorers if scheme.name in r.after] for scheme in budgets[0].schemes}
+        return cls(scenario, budgets, make_channel(scenario.channel), after, MetricSuite(scenario.metrics),
+                   set(recipe.grid_images))
+
+    def recipe(self) -> WorkerRecipe:
+        return WorkerRecipe(self.scenario, tuple(sorted(self.grid_images)))
+
+    def point_keys(self, item, budget: Budget, scheme: Scheme) -> set[tuple]:
+        """The keys of every point of (item, budget, scheme): link and restored rows."""
+        restorers = [None] + [r.label for r in self.after[scheme.name]]
+        return {point_key(scheme.name, r, item.id, snr, trial, budget.label)
+                for r in restorers for snr in self.scenario.snr_db for trial in range(self.scenario.trials)}
+
+    def unit_points(self, unit: Unit) -> int:
+        scheme = self.budgets[unit.budget].schemes[unit.scheme]
+        return len(self.scenario.snr_db) * self.scenario.trials * (1 + len(self.after[scheme.name]))
+
+    def compute(self, unit: Unit) -> UnitResult:
+        """Every missing point of ``unit``, in one result (what a worker sends back)."""
+        result = UnitResult(unit.index)
+        for part in self.chunks(unit, {}):
+            result.merge(part)
+        return result
+
+    def chunks(self, unit: Unit, score_cache: dict) -> Iterator[UnitResult]:
+        """The missing points of ``unit`` part by part, in canonical order: per SNR the link's
+        trials, then each restorer's batches. ``score_cache`` (content id → scores) may be
+        shared between the units of one image: the scores of an x̂ are the same whoever computes them."""
+        budget = self.budgets[unit.budget]
+        scheme = budget.schemes[unit.scheme]
+        x = to_tensor([unit.item.pixels])
+        for snr in self.scenario.snr_db:
+            result, pending = self._link_trials(unit, x, budget, scheme, snr, score_cache)
+            yield result
+            for restorer in self.after[scheme.name]:
+                yield from self._restore(unit, x, budget, scheme, snr, restorer, pending[restorer.label])
+
+    def _link_trials(self, unit: Unit, x: torch.Tensor, budget: Budget, scheme: Scheme, snr: float,
+                     score_cache: dict) -> tuple[UnitResult, dict[str, list]]:
+        """Send ``x`` [1, 3, H, W] through ``scheme`` (built for ``budget``) at ``snr`` for every
+        trial not yet done; returns the link rows and, per restorer label, the (trial, x̂, link
+        row) its missing points need."""
+        item, result = unit.item, UnitResult(unit.index)
+        height, width = item.pixels.shape[:2]
+        pending = {r.label: [] for r in self.after[scheme.name]}
+        for trial in range(self.scenario.trials):
+            raw_done = point_key(scheme.name, None, item.id, snr, trial, budget.label) in unit.done
+            wanted = [r for r in self.after[scheme.name]
+                      if point_key(scheme.name, r.label, item.id, snr, trial, budget.label) not in unit.done]
+            result.skipped += int(raw_done) + len(self.after[scheme.name]) - len(wanted)
+            if raw_done and not wanted:
+                continue
+            generator = point_generator(self.scenario.seed, scheme.name, item.id, snr, trial)
+            link = scheme.run(x, snr, self.channel, generator)
+            row = {"scheme": scheme.name, "restorer": None, "kind": scheme.kind, "image": item.id,
+                   "height": height, "width": width, "snr_db": float(snr), "trial": trial,
+                   "channel": self.channel.name, "bandwidth": budget.label, "k": link.k, "cpp": units.cpp(link.k, height, width),
+                   "bcr": units.bcr(link.k, height, width), "bits": int(link.bits[0]),
+                   "bpp": units.bpp(int(link.bits[0]), height, width), "decoded": bool(link.decoded[0]),
+                   **{name: values[0] for name, values in link.extras.items()},
+                   **_channel_columns(self.channel, link)}
+            for restorer in wanted:
+                pending[restorer.label].append((trial, link.x_hat, row))
+            if raw_done:
+                continue
+            # the scheme's content id when it has one (no 5 MB hash per Kodak point), else a digest
+            key = link.x_hat_ids[0] if link.x_hat_ids is not None else \
+                hashlib.sha1(link.x_hat.detach().to("cpu").contiguous().numpy().tobytes()).digest()
+            if key not in score_cache:
+                score_cache[key] = self.metrics(x, link.x_hat)
+            if self.group.available:
+                if ("group", key) not in score_cache:
+                    score_cache[("group", key)] = self.group.point_payload(link.x_hat)[0]
+                self._group_payload(result, item, x, row, score_cache[("group", key)])
+            result.rows.append({**row, **{name: values[0] for name, values in score_cache[key].items()}})
+            result.computed += 1
+            if trial == 0:
+                self._grid_picture(result, item, budget, snr, image_folder(scheme.name), link.x_hat[0])
+            where = f" · cpp {budget.label}" if budget.label else ""
+            result.postfix = f"{scheme.name} · {item.id}{where} · {snr:+g} dB"
+        return result, pending
+
+    def _restore(self, unit: Unit, x: torch.Tensor, budget: Budget, scheme: Scheme, snr: float, restorer,
+                 todo: list) -> Iterator[UnitResult]:
+        """Restore the pending points ``todo`` = [(trial, x̂, link row)] in batches of the
+        restorer's ``batch``; each restored row keeps its link columns."""
+        item = unit.item
+        for start in range(0, len(todo), restorer.batch):
+            chunk = todo[start:start + restorer.batch]
+            x_tilde = restore_points(restorer, self.scenario.seed, scheme.name, item.id, snr,
+                                     [trial for trial, _, _ in chunk], torch.cat([x_hat for _, x_hat, _ in chunk]))
+            scores = self.metrics(x.repeat(len(chunk), 1, 1, 1), x_tilde.clamp(0.0, 1.0))
+            result = UnitResult(unit.index, computed=len(chunk),
+                                postfix=f"{scheme.name} + {restorer.label} · {item.id} · {snr:+g} dB")
+            if self.group.available:
+                for (_, _, row), features in zip(chunk, self.group.point_payload(x_tilde.clamp(0.0, 1.0))):
+                    self._group_payload(result, item, x, {**row, "restorer": restorer.label}, features)
+            result.rows = [{**row, "restorer": restorer.label, **{name: v[j] for name, v in scores.items()}}
+                           for j, (_, _, row) in enumerate(chunk)]
+            for j, (trial, _, _) in enumerate(chunk):
+                if trial == 0:
+                    self._grid_picture(result, item, budget, snr, image_folder(scheme.name, restorer.label), x_tilde[j])
+            yield result
+
+    def _group_payload(self, result: UnitResult, item, x: torch.Tensor, row: dict, features: torch.Tensor) -> None:
+        """Add a point's group-metric payload (a pure function of its x̂) to ``result``, and the
+        original's once per unit (the writing process keeps the first one of an image)."""
+        if item.id not in self._reference:
+            self._reference = {item.id: self.group.reference_payload(x)[0]}
+        if not any(image == item.id for image, _ in result.references):
+            result.references.append((item.id, self._reference[item.id]))
+        result.features.append((point_fields(row["scheme"], row["restorer"], item.id, row["snr_db"], row["trial"],
+                                             row["bandwidth"]), features))
+
+    def _grid_picture(self, result: UnitResult, item, budget: Budget, snr: float, folder: str,
+                      image: torch.Tensor) -> None:
+        """Keep trial 0's picture when (image, SNR) is a cell of the image grid (the grid is
+        drawn at the first bandwidth of a rate sweep)."""
+        if budget is self.budgets[0] and item.id in self.grid_images and snr in self.scenario.grid["snr_db"]:
+            result.pictures.append((folder, f"{slug(item.id)}__snr{float(snr):+g}.png", to_uint8(image)))
 
 
 def restore_points(restorer, seed: int, scheme: str, image: str, snr_db: float, trials: list[int],
@@ -440,8 +639,9 @@ def _check_fingerprint(out: Path, scenario: Scenario) -> None:
         raise ConfigError("output", str(out), f"an empty folder or one from the same scenario (its {', '.join(changed)} differ); use another --out")
 
 
-def _save_png(path: Path, image: torch.Tensor) -> None:
+def _save_png(path: Path, pixels: np.ndarray) -> None:
+    """Write uint8 [H, W, 3] ``pixels`` atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.png")
-    Image.fromarray(to_uint8(image)).save(tmp)
+    Image.fromarray(pixels).save(tmp)
     tmp.replace(path)

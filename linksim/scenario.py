@@ -30,7 +30,7 @@ from linksim.metrics.suite import ALL_METRICS, check_metric_names
 SCHEME_TYPES = ("separate", "capacity", "deepjscc", "linear")
 METRICS = ALL_METRICS  # every metric name (linksim.metrics.suite; `linksim metrics` lists them)
 TOP_LEVEL_KEYS = {"name", "description", "seed", "images", "limit", "crop_multiple", "resize", "channel", "snr_db", "trials",
-                  "bandwidth", "schemes", "restorers", "metrics", "grid", "output", "cache_dir"}
+                  "bandwidth", "schemes", "restorers", "metrics", "grid", "output", "cache_dir", "execution"}
 
 
 @dataclass
@@ -58,6 +58,9 @@ class Scenario:
     checkpoints: dict = field(default_factory=dict)
     restorers: list[dict] = field(default_factory=list)
     priors: dict = field(default_factory=dict)
+    #: where the points run (:func:`linksim.execution.validate_execution`); not in the
+    #: fingerprint: it changes no number
+    execution: dict = field(default_factory=lambda: {"executor": "local", "workers": 1, "address": None})
 
     @property
     def bandwidth(self) -> dict:
@@ -458,6 +461,7 @@ def parse_scenario(raw: Any, source: Path | None = None) -> Scenario:
                      for s in parsed if s["type"] in ("deepjscc", "linear")},
         restorers=restorers,
         priors={r["name"]: _restorer_digest(r, i) for i, r in enumerate(restorers)},
+        execution=_execution(raw.get("execution")),
     )
 
 
@@ -480,6 +484,14 @@ def resolve_paths(value, source: Path | None):
         return value
     resolved = Path(source).parent / value
     return str(resolved) if isinstance(value, str) else resolved
+
+
+def _execution(value) -> dict:
+    from linksim.execution import validate_execution
+
+    if value is not None and not isinstance(value, dict):
+        raise ConfigError("execution", value, "{executor: local|ray, workers: N, address: HOST:PORT}")
+    return validate_execution(value or {}, where="execution.")
 
 
 def _restorer_digest(restorer: dict, index: int) -> str:

@@ -27,7 +27,7 @@ ALLOWED = {
     "jscc": FOUNDATION | {"channel", "zoo", "data", "crops", "metrics"},
     "restore": FOUNDATION | {"zoo", "data", "crops", "metrics"},
 }
-COMPOSITION = {"schemes", "scenario", "runner", "results", "plots", "report", "labs", "train"}
+COMPOSITION = {"schemes", "scenario", "runner", "results", "plots", "report", "labs", "train", "execution"}
 ENTRY_POINTS = {"cli", "__main__", "__init__"}
 LAZY_DISPATCHERS = {"zoo"}
 

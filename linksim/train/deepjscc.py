@@ -35,6 +35,7 @@ from linksim.errors import ConfigError
 from linksim.jscc.models import AF_GATES, BOURTSOULATZE, DeepJSCC, DeepJSCCConfig, latent_channels_for
 from linksim.seeding import point_generator
 from linksim.train.cards import ModelCard, command_row, wall_time_row
+from linksim.train.distributed import DistributedRun
 from linksim.train.flags import fraction, setting
 from linksim.train.loop import TrainLoop, autocast, device_words, machine_words, parameter_count, training_device
 from linksim.train.state import STATE
@@ -245,7 +246,9 @@ def train_deepjscc(settings: DeepJSCCSettings, out: str | Path, *, command: str 
     initialized on the CPU, identical everywhere.
     """
     out = Path(out)
-    device = training_device(device)
+    ranks = DistributedRun.from_env()  # under torchrun: this process's rank (else a single process)
+    device = ranks.device(training_device(device))
+    ranks.start(device)
     threads, device_name = torch.get_num_threads(), device_words(device)
     sampler = PatchSampler(settings.data, settings.crop)
     val_items = load_images(image_files(settings.val_data)) if settings.val_data else []
@@ -255,7 +258,8 @@ def train_deepjscc(settings: DeepJSCCSettings, out: str | Path, *, command: str 
     gen = torch.Generator().manual_seed(settings.seed)
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
     channel = ChannelOnCPU(make_channel(settings.channel), device)
-    meta = {"kind": "deepjscc", "config": cfg.to_dict(), "training": settings.to_dict()}
+    meta = {"kind": "deepjscc", "config": cfg.to_dict(), "training": settings.to_dict(),
+            **({"ranks": ranks.world_size} if ranks.active else {})}
 
     started = _resume_or_start(model, settings, out)
     if "step" in started:
@@ -265,15 +269,19 @@ def train_deepjscc(settings: DeepJSCCSettings, out: str | Path, *, command: str 
     # as an interruption (the run resumes from the last save_every save)
     loop = TrainLoop(state_dir=out, steps=settings.steps, lr=settings.lr, save_every=settings.save_every, opt=opt,
                      gen=gen, params=model.parameters(), max_norm=None, elapsed=elapsed, loss_history=False,
-                     save_at_stop=False)
+                     save_at_stop=False, writer=ranks.writer)
     lpips_model = _lpips_loss(settings, device)
     lo, hi = settings.snr_range
+    net = ranks.wrap(model, device)  # DDP averages the ranks' gradients; a single process trains `model`
 
     def train_step(step: int):
-        x = sampler.sample(settings.batch, gen).to(device)
-        snr = (lo + (hi - lo) * torch.rand(settings.batch, generator=gen)).to(device)
+        # one process: the run's one generator (the draws of every checkpoint trained so far);
+        # DDP: this rank's own, derived from (seed, rank, step)
+        g = ranks.generator(settings.seed, step) if ranks.active else gen
+        x = sampler.sample(settings.batch, g).to(device)
+        snr = (lo + (hi - lo) * torch.rand(settings.batch, generator=g)).to(device)
         with autocast(device, settings.bf16):
-            x_hat = model(x, snr, channel, gen)
+            x_hat = net(x, snr, channel, g)
         mse = torch.nn.functional.mse_loss(x_hat.float(), x)
         if settings.loss == "log-mse":
             return log_mse_loss(x_hat, x), mse
@@ -283,7 +291,7 @@ def train_deepjscc(settings: DeepJSCCSettings, out: str | Path, *, command: str 
         return loss, loss
 
     def validate(loop: TrainLoop) -> None:
-        if loop.step % settings.val_every == 0 or loop.step == settings.steps:
+        if ranks.writer and (loop.step % settings.val_every == 0 or loop.step == settings.steps):
             row = evaluate(model, val_items, settings.val_snrs, settings.channel, seed=settings.seed)
             loop.history.append({"step": loop.step, **row})
             model.train()
@@ -298,10 +306,12 @@ def train_deepjscc(settings: DeepJSCCSettings, out: str | Path, *, command: str 
                             extra={k: v for k, v in meta.items() if k not in ("kind", "config")})
 
     model.train()
-    loop.run(train_step, write, stop_after=stop_after, progress=progress, desc=f"train {out.name}",
+    loop.run(train_step, write, stop_after=stop_after, progress=progress and ranks.writer, desc=f"train {out.name}",
              after_step=validate if val_items else None,
              postfix=lambda loss: {"loss": f"{loss:.5f}", "psnr": f"{-10 * math.log10(max(loss, 1e-10)):.2f}"})
     loop.finish(write, keep_state)
+    ranks.barrier()  # the other ranks read what rank 0 wrote
+    ranks.stop()
     return zoo.read_config(out)
 
 

@@ -152,13 +152,16 @@ class TrainLoop:
     :param loss_digits: decimals of those means.
     :param save_at_stop: also save when a call ends early by ``stop_after`` (False: only at the
         ``save_every`` cadence, so stopping behaves like an interruption between saves).
+    :param writer: whether this process writes outputs and state (False: a DDP rank other
+        than 0, :mod:`linksim.train.distributed`).
     """
 
     def __init__(self, *, state_dir: Path, steps: int, lr: float, save_every: int, opt: torch.optim.Optimizer,
                  gen: torch.Generator, params, max_norm: float | None = 1.0, weights: torch.nn.Module | None = None,
                  ema: EMA | None = None, history: list | None = None, elapsed: float = 0.0,
-                 loss_history: bool = True, loss_digits: int = 7, save_at_stop: bool = True):
+                 loss_history: bool = True, loss_digits: int = 7, save_at_stop: bool = True, writer: bool = True):
         self.state_dir, self.steps, self.lr, self.save_every = Path(state_dir), steps, lr, save_every
+        self.writer = writer  # False: a DDP rank other than 0, which writes nothing
         self.opt, self.gen, self.params, self.max_norm = opt, gen, list(params), max_norm
         self.weights, self.ema = weights, ema
         self.history = [] if history is None else history
@@ -221,6 +224,8 @@ class TrainLoop:
     def save(self, write: Callable[[bool], None], final: bool) -> None:
         """Write the outputs (``write(final)``), then, unless ``final``, the resumable state."""
         self._flush()
+        if not self.writer:
+            return
         write(final)
         if not final:
             self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -236,6 +241,8 @@ class TrainLoop:
         if before is not None:
             before()
         self.save(write, final=True)
+        if not self.writer:
+            return True
         if keep_state:
             save_train_state(self.state_dir, self.step, self.opt, self.gen, self.history, model=self.weights)
         else:

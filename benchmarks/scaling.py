@@ -1,0 +1,115 @@
+"""Points per second of the Kodak cliff sweep on 1 and 2 local worker processes and on a local Ray instance.
+
+The sweep is the one of ``benchmarks/cliff_sweep.py``: ``scenarios/cliff.yaml`` (BPG + 802.11n
+LDPC R = 1/2, 2/3, link adaptation, BPG + capacity; AWGN, cpp 1/16, numba decoder) over
+−4…10 dB in 1 dB steps × 10 trials, on Kodak (``../shared/data/kodak`` or ``--images DIR``;
+without it the script says so and exits 0), ``--limit N`` images (default all 24).
+
+One untimed warm-up run (1 trial) fills the codec-table cache, so every timed run reads the
+same tables from disk. Then each configuration runs the whole sweep into its own temporary
+folder — ``serial`` (one process, today's path), ``local-2`` (``--workers 2``), ``ray-2`` (a
+local Ray instance with 2 CPUs, started and stopped inside the timed call, as ``linksim run
+--executor ray`` does) — and the timed call is :func:`linksim.runner.run_scenario` without
+plots, start-up of the workers included. Every run's ``results.csv`` is compared with the
+serial one (``identical``: byte for byte).
+
+speed-up = serial wall / wall; efficiency = speed-up / workers. What stays serial: the driver
+builds the codec tables before the workers start, writes every row and grid picture, and the
+workers start (spawn: a fresh interpreter importing PyTorch, then the schemes and LPIPS built
+once per process). With N workers and W units of work (images × schemes) the wall time is
+about start-up + serial + ceil(W/N)·unit; the metric cache is per unit in the workers (the
+serial path shares it over an image's schemes), a few redundant metric calls per unit.
+
+Usage::
+
+    python benchmarks/scaling.py                       # 24 Kodak images
+    python benchmarks/scaling.py --limit 6             # the first 6 (a loaded machine)
+    python benchmarks/scaling.py --json out.json       # default: benchmarks/scaling.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cliff_sweep import KODAK, ROOT, sweep_scenario  # noqa: E402
+
+from linksim.runner import run_scenario  # noqa: E402
+
+CONFIGURATIONS = {"serial": {"workers": 1}, "local-2": {"workers": 2}, "ray-2": {"executor": "ray", "workers": 2}}
+
+
+def cpu_model() -> str:
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def write_report(args, warm_up: float, runs: dict) -> None:
+    """speed-up and efficiency against the serial run; the JSON at ``args.json``."""
+    serial = runs.get("serial")
+    for run in runs.values():
+        if serial:
+            run["speed_up"] = round(serial["wall_s"] / run["wall_s"], 3)
+            run["efficiency"] = round(run["speed_up"] / run["workers"], 3)
+    report = {"images": str(args.images), "limit": args.limit, "trials": args.trials, "snr_db": [-4.0, 10.0, 1.0],
+              "scenario": "scenarios/cliff.yaml (numba decoder)", "cpu": cpu_model(), "cpus": os.cpu_count(),
+              "warm_up_s": round(warm_up, 1), "runs": runs,
+              "note": "a shared machine: other jobs ran during the measurement (load_average_1min_before)"}
+    args.json.write_text(json.dumps(report, indent=1) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=Path, default=KODAK)
+    parser.add_argument("--limit", type=int, help="the first N images only")
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--configurations", nargs="+", default=list(CONFIGURATIONS), choices=list(CONFIGURATIONS))
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "scaling.json")
+    args = parser.parse_args()
+    if not args.images.exists():
+        print(f"{args.images} not found: pass --images DIR (Kodak PNGs); nothing measured")
+        return 0
+    snr = (-4.0, 10.0, 1.0)
+    scenario = sweep_scenario(ROOT / "scenarios" / "cliff.yaml", "numba", args.trials, snr)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        run_scenario(sweep_scenario(ROOT / "scenarios" / "cliff.yaml", "numba", 1, snr), images=str(args.images),
+                     limit=args.limit, out=Path(tmp) / "warm-up", progress=False, plots=False)
+        warm_up = time.perf_counter() - t0
+        runs, reference = {}, None
+        for name in args.configurations:
+            load = os.getloadavg()[0]
+            t0 = time.perf_counter()
+            result = run_scenario(scenario, images=str(args.images), limit=args.limit, out=Path(tmp) / name,
+                                  progress=False, plots=False, execution=CONFIGURATIONS[name])
+            wall = time.perf_counter() - t0
+            data = result.results_csv.read_bytes()
+            reference = data if reference is None else reference
+            runs[name] = {"workers": CONFIGURATIONS[name]["workers"], "wall_s": round(wall, 2), "points": result.computed,
+                          "points_per_s": round(result.computed / wall, 2), "identical": data == reference,
+                          "load_average_1min_before": round(load, 2)}
+            print(f"{name:>8}: {result.computed} points in {wall:.1f} s = {result.computed / wall:.1f} points/s"
+                  f" (load {load:.1f}; results.csv {'identical' if data == reference else 'DIFFERENT'})", flush=True)
+            write_report(args, warm_up, runs)  # after every configuration: a long run keeps what it measured
+    print(json.dumps({k: {m: v[m] for m in ("wall_s", "points_per_s", "speed_up", "efficiency") if m in v}
+                      for k, v in runs.items()}, indent=1))
+    print(f"written {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""The worker side: build a :class:`~linksim.runner.SweepWorker` once per process and compute units.
+
+A worker process keeps the workers it built, by recipe token, so that schemes, DeepJSCC
+models, priors and LPIPS load once per process, not once per unit. It returns
+:class:`~linksim.runner.UnitResult` objects and writes no file (the codec-table cache aside,
+whose files are written to a temporary name and renamed into place:
+:mod:`linksim.digital.codecs.table`).
+"""
+
+from __future__ import annotations
+
+import os
+
+_WORKERS: dict[str, object] = {}
+
+
+def set_threads(workers: int) -> None:
+    """Share the cores among the worker processes: N processes with all the cores' threads
+    each would oversubscribe the machine. PyTorch's threads (unless OMP_NUM_THREADS says
+    otherwise) and numba's (the LDPC decoder's parallel loop over codewords; each codeword is
+    decoded alone, so the thread count changes no bit)."""
+    import numba
+    import torch
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(threads)
+    if "NUMBA_NUM_THREADS" not in os.environ:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
+def compute_unit(recipe, unit):
+    """Every missing point of ``unit`` (a :class:`~linksim.runner.Unit`) → a ``UnitResult``."""
+    from linksim.runner import SweepWorker
+
+    _fault_point(unit.index)
+    worker = _WORKERS.get(recipe.token)
+    if worker is None:
+        worker = _WORKERS[recipe.token] = SweepWorker.build(recipe)
+    return worker.compute(unit)
+
+
+def _fault_point(index: int) -> None:
+    """Fault-test hook (tests/test_parallel_sweep.py): ``LINKSIM_TEST_KILL_WORKER=INDEX:MARKER``
+    makes the first worker that starts unit INDEX kill itself with SIGKILL (MARKER, a file it
+    creates first, makes it happen once: the recomputed unit then goes through)."""
+    spec = os.environ.get("LINKSIM_TEST_KILL_WORKER")
+    if not spec:
+        return
+    at, marker = spec.split(":", 1)
+    if int(at) == index:
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.close(fd)
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
