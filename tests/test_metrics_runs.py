@@ -94,3 +94,41 @@ def test_without_inception_weights_the_run_finishes_with_offline_metrics(images,
     assert all(r["haarpsi"] is not None and r["vsi"] is not None for r in rows)
     I._reset_extractors()
     M._reset_lpips_state()
+
+
+class InProcessWorkers:
+    """An executor that computes each unit as a worker process does (``SweepWorker.build`` from the
+    recipe, ``compute`` returning one :class:`UnitResult`), here, so that the stand-in feature
+    network patched above is the one used; results handed back in canonical order."""
+
+    def run(self, recipe, units):
+        from linksim.runner import SweepWorker
+
+        worker = SweepWorker.build(recipe)
+        yield from sorted((worker.compute(unit) for unit in reversed(units)), key=lambda r: r.index)
+
+    def close(self):
+        pass
+
+
+def test_group_features_from_workers_give_the_serial_files_and_summary(images, tmp_path, monkeypatch):
+    """The FID/KID payloads travel in the unit results; the writing process stores them: the
+    same feature files, results.csv bytes and summary as a serial run."""
+    from linksim.runner import Sweep
+
+    monkeypatch.setattr(G, "inception_features", lambda device="cpu": ColourStatistics())
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    M._reset_lpips_state()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", M.MissingWeightsWarning)
+        serial = run_scenario(scenario(images, tmp_path / "serial"), progress=False, plots=False)
+        sweep = Sweep(scenario(images, tmp_path / "workers"), progress=False)
+        try:
+            sweep.run(InProcessWorkers())
+            summary = sweep.finish(plots=False)
+        finally:
+            sweep.close()
+    names = lambda out: sorted(p.relative_to(out).as_posix() for p in (out / "features").rglob("*.safetensors"))  # noqa: E731
+    assert names(tmp_path / "workers") == names(tmp_path / "serial") and len(names(tmp_path / "serial")) == 10
+    assert (tmp_path / "workers" / "results.csv").read_bytes() == (tmp_path / "serial" / "results.csv").read_bytes()
+    assert summary == serial.summary and all(r["fid"] is not None for r in summary)
