@@ -3,9 +3,9 @@ as discrete-time taps drawn from the caller's generator.
 
 Sionna's :class:`~sionna.phy.channel.tr38901.TDL` draws its Doppler shifts and sum-of-sinusoid
 phases with ``generator=self.torch_rng``, a property returning Sionna's global per-device RNG.
-:class:`GeneratorTDL` overrides that property for the duration of one call (the pattern of
-:class:`~linksim.channel.noise.GeneratorAWGN`), so every tap is a deterministic function of the
-caller's ``torch.Generator``.
+:class:`GeneratorTDL` overrides that property for the duration of one call
+(:class:`~linksim.channel.call_generator.DrawsFromCallGenerator`, as for AWGN), so every tap
+is a deterministic function of the caller's ``torch.Generator``.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ import torch
 from sionna.phy.channel import cir_to_time_channel, time_lag_discrete_time_channel
 from sionna.phy.channel.tr38901 import TDL
 
+from linksim.channel.call_generator import DrawsFromCallGenerator
 from linksim.channel.ofdm_config import OFDMConfig
 
 __all__ = ["GeneratorTDL", "MultipathTaps"]
 
 
-class GeneratorTDL(TDL):
+class GeneratorTDL(DrawsFromCallGenerator, TDL):
     """Sionna's TDL (SISO) whose random draws come from a given ``torch.Generator``.
 
     :input batch_size, num_time_steps, sampling_frequency: as :class:`~sionna.phy.channel.tr38901.TDL`.
@@ -30,23 +31,10 @@ class GeneratorTDL(TDL):
     :output tau: float [batch, 1, 1, paths], path delays (s).
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._call_generator: Optional[torch.Generator] = None
-
-    @property
-    def torch_rng(self) -> torch.Generator:
-        if self._call_generator is not None:
-            return self._call_generator
-        return super().torch_rng
-
     def draw(self, batch_size: int, num_time_steps: int, sampling_frequency: float,
              generator: Optional[torch.Generator]):
-        self._call_generator = generator
-        try:
+        with self.drawing_from(generator):
             return self(batch_size, num_time_steps, sampling_frequency)
-        finally:
-            self._call_generator = None
 
 
 class MultipathTaps:
