@@ -379,10 +379,14 @@ class UnitResult:
 @dataclass
 class WorkerRecipe:
     """What a worker process needs to build its :class:`SweepWorker`: the validated scenario and
-    the ids of the grid images (small and picklable; the images travel with each unit)."""
+    the ids of the grid images (small and picklable; the images travel with each unit), and the
+    writing process's PyTorch thread count: a convolution's float sums depend on how many
+    threads split them (DeepJSCC's x̂ moves in the 7th digit), so a worker computes with the same
+    count to give the same bytes."""
 
     scenario: Scenario
     grid_images: tuple[str, ...]
+    torch_threads: int = 1
 
     @property
     def token(self) -> str:
@@ -424,7 +428,7 @@ class SweepWorker:
                    set(recipe.grid_images))
 
     def recipe(self) -> WorkerRecipe:
-        return WorkerRecipe(self.scenario, tuple(sorted(self.grid_images)))
+        return WorkerRecipe(self.scenario, tuple(sorted(self.grid_images)), torch.get_num_threads())
 
     def point_keys(self, item, budget: Budget, scheme: Scheme) -> set[tuple]:
         """The keys of every point of (item, budget, scheme): link and restored rows."""

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from linksim.cli import main
@@ -255,3 +256,21 @@ def test_restored_rows_and_pictures_from_workers_match_a_serial_run(tmp_path, ck
     assert pictures == sorted(p.relative_to(tmp_path / "pool") for p in (tmp_path / "pool" / "images").rglob("*.png"))
     assert len(pictures) == 2
     assert all((tmp_path / "serial" / p).read_bytes() == (tmp_path / "pool" / p).read_bytes() for p in pictures)
+
+
+def test_workers_compute_with_the_writing_process_thread_count(tmp_path):
+    """DeepJSCC's convolutions sum in an order that depends on PyTorch's thread count (x̂ moves in
+    the 7th digit between 1 and 2 threads on a 512×512 photo), so the workers take the writing
+    process's count: with 2 threads here, the workers' rows are this process's, byte for byte."""
+    spec = {"name": "threads", "seed": 3, "images": "samples", "limit": 1, "crop_multiple": 16, "channel": "awgn",
+            "snr_db": [-3, 4, 9, 10], "trials": 2, "bandwidth": {"bcr": "1/48"}, "metrics": ["psnr"],
+            "schemes": [{"name": "DeepJSCC", "type": "deepjscc", "model": "deepjscc-awgn-r1_48"}],
+            "grid": {"snr_db": [4], "images": 1}}
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_scenario(parse_scenario(spec), out=tmp_path / "serial", progress=False, plots=False)
+        run_scenario(parse_scenario(spec), out=tmp_path / "pool", progress=False, plots=False, execution={"workers": 2})
+    finally:
+        torch.set_num_threads(before)
+    assert (tmp_path / "pool" / "results.csv").read_bytes() == (tmp_path / "serial" / "results.csv").read_bytes()

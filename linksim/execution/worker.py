@@ -15,24 +15,24 @@ _WORKERS: dict[str, object] = {}
 
 
 def set_threads(workers: int) -> None:
-    """Share the cores among the worker processes: N processes with all the cores' threads
-    each would oversubscribe the machine. PyTorch's threads (unless OMP_NUM_THREADS says
-    otherwise) and numba's (the LDPC decoder's parallel loop over codewords; each codeword is
-    decoded alone, so the thread count changes no bit)."""
+    """Share the cores among the worker processes for numba's threads (the LDPC decoder's
+    parallel loop over codewords; each codeword is decoded alone, so the thread count changes
+    no bit). PyTorch's thread count is the writing process's (:func:`compute_unit`): it does
+    change float sums."""
     import numba
-    import torch
 
     threads = max(1, (os.cpu_count() or 1) // workers)
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(threads)
     if "NUMBA_NUM_THREADS" not in os.environ:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
 def compute_unit(recipe, unit):
     """Every missing point of ``unit`` (a :class:`~linksim.runner.Unit`) → a ``UnitResult``."""
+    import torch
+
     from linksim.runner import SweepWorker
 
+    torch.set_num_threads(recipe.torch_threads)  # the writing process's: the same float sums, the same bytes
     _fault_point(unit.index)
     worker = _WORKERS.get(recipe.token)
     if worker is None:
