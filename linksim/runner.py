@@ -230,11 +230,14 @@ class Sweep:
         self.bar = tqdm(total=total, desc=scenario.name, unit="pt", disable=not self.progress, dynamic_ncols=True)
         work = self.units()
         if executor is None:
-            score_caches: dict[str, dict] = {}
+            score_cache: dict = {}  # content id or SHA-1 → scores (and FID/KID features), of one image
+            cached_image = None
             for unit in work:
                 # Metrics are a pure function of (x, x_hat), and a cliff sweep sends few distinct x_hat
-                # per image (the failure fill, a few codec rungs): compute each distinct one once.
-                score_cache = score_caches.setdefault(unit.item.id, {})  # content id or SHA-1 → scores
+                # per image (the failure fill, a few codec rungs): compute each distinct one once. The
+                # units come image by image, so only the image at hand's cache is kept.
+                if unit.item.id != cached_image:
+                    score_cache, cached_image = {}, unit.item.id
                 for result in self.worker.chunks(unit, score_cache):
                     self._write(result)
         else:
