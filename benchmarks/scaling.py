@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,7 +46,25 @@ from cliff_sweep import KODAK, ROOT, sweep_scenario  # noqa: E402
 
 from linksim.runner import run_scenario  # noqa: E402
 
-CONFIGURATIONS = {"serial": {"workers": 1}, "local-2": {"workers": 2}, "ray-2": {"executor": "ray", "workers": 2}}
+CONFIGURATIONS = {"serial": {"workers": 1}, "serial-1-thread": {"workers": 1, "threads": 1},
+                  "local-2": {"workers": 2}, "ray-2": {"executor": "ray", "workers": 2}}
+
+
+@contextmanager
+def threads(count: int | None):
+    """PyTorch's and numba's thread counts set to ``count`` in the block (None: unchanged)."""
+    import numba
+    import torch
+
+    before = torch.get_num_threads(), numba.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+        numba.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        numba.set_num_threads(before[1])
 
 
 def cpu_model() -> str:
@@ -58,17 +77,26 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def write_report(args, warm_up: float, runs: dict) -> None:
     """speed-up and efficiency against the serial run; the JSON at ``args.json``."""
-    serial = runs.get("serial")
+    serial, one_thread = runs.get("serial"), runs.get("serial-1-thread")
     for run in runs.values():
         if serial:
             run["speed_up"] = round(serial["wall_s"] / run["wall_s"], 3)
             run["efficiency"] = round(run["speed_up"] / run["workers"], 3)
+        if one_thread:
+            run["speed_up_over_one_thread"] = round(one_thread["wall_s"] / run["wall_s"], 3)
     report = {"images": str(args.images), "limit": args.limit, "trials": args.trials, "snr_db": [-4.0, 10.0, 1.0],
               "scenario": "scenarios/cliff.yaml (numba decoder)", "cpu": cpu_model(), "cpus": os.cpu_count(),
               "warm_up_s": round(warm_up, 1), "runs": runs,
-              "note": "a shared machine: other jobs ran during the measurement (load_average_1min_before)"}
+              "torch_threads": _torch_threads(),
+              "note": "load_average_1min_before: other jobs on the machine just before each run"}
     args.json.write_text(json.dumps(report, indent=1) + "\n")
 
 
@@ -94,8 +122,10 @@ def main() -> int:
         for name in args.configurations:
             load = os.getloadavg()[0]
             t0 = time.perf_counter()
-            result = run_scenario(scenario, images=str(args.images), limit=args.limit, out=Path(tmp) / name,
-                                  progress=False, plots=False, execution=CONFIGURATIONS[name])
+            execution = {k: v for k, v in CONFIGURATIONS[name].items() if k != "threads"}
+            with threads(CONFIGURATIONS[name].get("threads")):
+                result = run_scenario(scenario, images=str(args.images), limit=args.limit, out=Path(tmp) / name,
+                                      progress=False, plots=False, execution=execution)
             wall = time.perf_counter() - t0
             data = result.results_csv.read_bytes()
             reference = data if reference is None else reference
@@ -105,7 +135,8 @@ def main() -> int:
             print(f"{name:>8}: {result.computed} points in {wall:.1f} s = {result.computed / wall:.1f} points/s"
                   f" (load {load:.1f}; results.csv {'identical' if data == reference else 'DIFFERENT'})", flush=True)
             write_report(args, warm_up, runs)  # after every configuration: a long run keeps what it measured
-    print(json.dumps({k: {m: v[m] for m in ("wall_s", "points_per_s", "speed_up", "efficiency") if m in v}
+    print(json.dumps({k: {m: v[m] for m in ("wall_s", "points_per_s", "speed_up", "efficiency", "speed_up_over_one_thread")
+                          if m in v}
                       for k, v in runs.items()}, indent=1))
     print(f"written {args.json}")
     return 0

@@ -24,7 +24,8 @@ are brought to the scenario's ``resize`` (a centre square, resized) and centre-c
 ``crop_multiple``, the same for every scheme. Everything that can be wrong with the inputs
 (scenario fields, image files, checkpoints) is checked before the output folder is created.
 
-The work is cut into :class:`Unit` s (one image × one bandwidth × one scheme, in the order
+The work is cut into :class:`Unit` s (one image at one bandwidth, with all its schemes or, when
+a sweep has fewer such units than twice the executor's workers, one scheme each; in the order
 above) that :class:`SweepWorker` computes as a pure function returning rows and grid pictures
 (:class:`UnitResult`); :class:`Sweep` alone writes files. It runs the units itself, or hands
 them to an executor of :mod:`linksim.execution` (local worker processes, Ray) that returns
@@ -207,15 +208,22 @@ class Sweep:
         for budget in self.budgets:
             _check_equal_k(budget.schemes, self.items, budget.bandwidth)
 
-    def units(self) -> list[Unit]:
+    def units(self, per_scheme: bool = False) -> list[Unit]:
         """The sweep's units of work in canonical order (image → bandwidth → scheme), each with
-        the keys of its points already in ``results.csv``."""
+        the keys of its points already in ``results.csv``.
+
+        One unit per (image, bandwidth) with all its schemes: the schemes of an image share its
+        metric scores (a cliff sweep's schemes send the same few codec rungs and the same
+        failure fill), as in a run on one process. ``per_scheme`` cuts each into one unit per
+        scheme: more units, for more workers than images, at the price of scores computed
+        again by each worker that meets the image."""
         units = []
         for item in self.items:
             for b, budget in enumerate(self.budgets):
-                for s, scheme in enumerate(budget.schemes):
-                    keys = self.worker.point_keys(item, budget, scheme)
-                    units.append(Unit(len(units), item, b, s, frozenset(keys & self.store.done)))
+                groups = [(s,) for s in range(len(budget.schemes))] if per_scheme else [tuple(range(len(budget.schemes)))]
+                for schemes in groups:
+                    keys = set().union(*(self.worker.point_keys(item, budget, budget.schemes[s]) for s in schemes))
+                    units.append(Unit(len(units), item, b, schemes, frozenset(keys & self.store.done)))
         return units
 
     def run(self, executor=None) -> None:
@@ -228,7 +236,9 @@ class Sweep:
         total = (len(self.items) * len(self.budgets) * sum(1 + len(self.after[s.name]) for s in self.schemes)
                  * len(scenario.snr_db) * scenario.trials)
         self.bar = tqdm(total=total, desc=scenario.name, unit="pt", disable=not self.progress, dynamic_ncols=True)
-        work = self.units()
+        # image-level units unless there are too few of them to keep every worker busy
+        slots = getattr(executor, "slots", 1)
+        work = self.units(per_scheme=executor is not None and len(self.items) * len(self.budgets) < 2 * slots)
         if executor is None:
             score_cache: dict = {}  # content id or SHA-1 → scores (and FID/KID features), of one image
             cached_image = None
@@ -333,19 +343,19 @@ class Sweep:
 
 @dataclass
 class Unit:
-    """One unit of work: one image at one bandwidth through one scheme, all its SNRs and trials
-    (and the restorers after that scheme), so that a worker builds a scheme's codec tables and
-    models once for many points.
+    """One unit of work: one image at one bandwidth through one or more schemes, all their SNRs
+    and trials (and the restorers after each scheme), so that a worker builds the schemes'
+    codec tables and models once for many points and scores each distinct x̂ of the image once.
 
-    ``index`` is its place in the canonical order (:meth:`Sweep.units`); ``budget`` and
-    ``scheme`` index :attr:`SweepWorker.budgets` and that budget's schemes; ``done`` holds the
-    :func:`~linksim.results.point_key` of its points already in ``results.csv`` (skipped).
+    ``index`` is its place in the canonical order (:meth:`Sweep.units`); ``budget`` indexes
+    :attr:`SweepWorker.budgets` and ``schemes`` (ascending) that budget's schemes; ``done`` holds
+    the :func:`~linksim.results.point_key` of its points already in ``results.csv`` (skipped).
     """
 
     index: int
     item: ImageItem
     budget: int
-    scheme: int
+    schemes: tuple[int, ...]
     done: frozenset = frozenset()
 
 
@@ -440,8 +450,8 @@ class SweepWorker:
                 for r in restorers for snr in self.scenario.snr_db for trial in range(self.scenario.trials)}
 
     def unit_points(self, unit: Unit) -> int:
-        scheme = self.budgets[unit.budget].schemes[unit.scheme]
-        return len(self.scenario.snr_db) * self.scenario.trials * (1 + len(self.after[scheme.name]))
+        schemes = [self.budgets[unit.budget].schemes[s] for s in unit.schemes]
+        return len(self.scenario.snr_db) * self.scenario.trials * sum(1 + len(self.after[s.name]) for s in schemes)
 
     def compute(self, unit: Unit) -> UnitResult:
         """Every missing point of ``unit``, in one result (what a worker sends back)."""
@@ -451,17 +461,18 @@ class SweepWorker:
         return result
 
     def chunks(self, unit: Unit, score_cache: dict) -> Iterator[UnitResult]:
-        """The missing points of ``unit`` part by part, in canonical order: per SNR the link's
-        trials, then each restorer's batches. ``score_cache`` (content id → scores) may be
-        shared between the units of one image: the scores of an x̂ are the same whoever computes them."""
+        """The missing points of ``unit`` part by part, in canonical order: per scheme and SNR the
+        link's trials, then each restorer's batches. ``score_cache`` (content id → scores) is
+        shared by the unit's schemes and may be by the units of one image: the scores of an x̂
+        are the same whoever computes them."""
         budget = self.budgets[unit.budget]
-        scheme = budget.schemes[unit.scheme]
         x = to_tensor([unit.item.pixels])
-        for snr in self.scenario.snr_db:
-            result, pending = self._link_trials(unit, x, budget, scheme, snr, score_cache)
-            yield result
-            for restorer in self.after[scheme.name]:
-                yield from self._restore(unit, x, budget, scheme, snr, restorer, pending[restorer.label])
+        for scheme in (budget.schemes[s] for s in unit.schemes):
+            for snr in self.scenario.snr_db:
+                result, pending = self._link_trials(unit, x, budget, scheme, snr, score_cache)
+                yield result
+                for restorer in self.after[scheme.name]:
+                    yield from self._restore(unit, x, budget, scheme, snr, restorer, pending[restorer.label])
 
     def _link_trials(self, unit: Unit, x: torch.Tensor, budget: Budget, scheme: Scheme, snr: float,
                      score_cache: dict) -> tuple[UnitResult, dict[str, list]]:

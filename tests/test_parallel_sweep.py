@@ -4,7 +4,8 @@ workers, a Ray instance, a driver killed with SIGKILL and rerun, a worker killed
 because every point draws from its own generator and one process writes rows in canonical order.
 
 The scenario is tiny (two bundled photographs at 128×128, a cliff scheme and the capacity
-bound, three SNRs, two trials: 24 points in 4 units) so that each run takes seconds.
+bound, three SNRs, two trials: 24 points; 4 units on two workers, one scheme each) so that
+each run takes seconds.
 """
 
 from __future__ import annotations
@@ -274,3 +275,40 @@ def test_workers_compute_with_the_writing_process_thread_count(tmp_path):
     finally:
         torch.set_num_threads(before)
     assert (tmp_path / "pool" / "results.csv").read_bytes() == (tmp_path / "serial" / "results.csv").read_bytes()
+
+
+def test_image_units_carry_every_scheme_and_give_the_serial_bytes(scenario_file, serial, tmp_path):
+    """With at least twice as many images as workers a unit is one image with all its schemes
+    (they share the image's scores, as on one process); with fewer, one scheme each. Either
+    cut, the rows are the serial run's."""
+    from linksim.execution.pool import PoolExecutor
+    from linksim.runner import Sweep
+
+    sweep = Sweep(load_scenario(scenario_file), out=tmp_path / "one-worker", progress=False)
+    try:
+        assert [(u.item.id, u.schemes) for u in sweep.units()] == [("astronaut", (0, 1)), ("chelsea", (0, 1))]
+        assert [u.schemes for u in sweep.units(per_scheme=True)] == [(0,), (1,), (0,), (1,)]
+        executor = PoolExecutor(1)  # 2 images ≥ 2 × 1 slot: image units
+        try:
+            sweep.run(executor)
+        finally:
+            executor.close()
+    finally:
+        sweep.close()
+    assert (tmp_path / "one-worker" / "results.csv").read_bytes() == serial
+
+
+def test_worker_processes_start_with_sleeping_openmp_waiters(monkeypatch):
+    """Workers keep the writing process's PyTorch thread count, so N workers run N× its threads:
+    the processes they start get OMP_WAIT_POLICY=PASSIVE (OpenMP threads that wait sleep
+    instead of spinning on the cores others compute on), unless the user chose a policy."""
+    from linksim.execution.worker import spawning_environment
+
+    probe = [sys.executable, "-c", "import os; print(os.environ.get('OMP_WAIT_POLICY'))"]
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with spawning_environment():
+        assert subprocess.run(probe, capture_output=True, text=True).stdout.strip() == "PASSIVE"
+    assert "OMP_WAIT_POLICY" not in os.environ  # this process's environment is as it was
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    with spawning_environment():
+        assert subprocess.run(probe, capture_output=True, text=True).stdout.strip() == "ACTIVE"

@@ -1,7 +1,10 @@
 """Local worker processes: :class:`concurrent.futures.ProcessPoolExecutor`, results in canonical order.
 
 Workers start with ``spawn`` (a fresh interpreter: forking a process whose PyTorch and
-OpenMP threads are running can deadlock). A worker that dies breaks the whole pool
+OpenMP threads are running can deadlock), with
+:data:`~linksim.execution.worker.WORKER_ENVIRONMENT`. They start when the executor is made,
+so that their interpreters import PyTorch, Sionna and linksim while the writing process
+loads the images and checks the codec tables. A worker that dies breaks the whole pool
 (``BrokenProcessPool``): the results that had arrived are kept, the pool is rebuilt and the
 units without a result are submitted again, up to :data:`MAX_RESTARTS` times.
 """
@@ -26,18 +29,33 @@ class PoolExecutor:
     def __init__(self, workers: int):
         self.workers = workers
         self.restarts = 0
+        self._pool = self._start()
+
+    @property
+    def slots(self) -> int:
+        """Units that run at once."""
+        return self.workers
+
+    def _start(self) -> ProcessPoolExecutor:
+        """A pool whose ``workers`` processes are starting (each importing the simulator)."""
+        from linksim.execution.worker import import_simulator, set_threads, spawning_environment
+
+        with spawning_environment():
+            pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=set_threads, initargs=(self.workers,))
+            for _ in range(self.workers):  # each submission to a pool without an idle process starts one
+                pool.submit(import_simulator)
+        return pool
 
     def run(self, recipe, units: list) -> Iterator:
         """Yield the :class:`~linksim.runner.UnitResult` of each of ``units``, in their order."""
-        from linksim.execution.worker import compute_unit, set_threads
+        from linksim.execution.worker import compute_unit
 
         results: dict[int, object] = {}  # arrived, not yet handed out
         waiting = list(units)
         position = 0
         while position < len(units):
-            pool = ProcessPoolExecutor(max_workers=max(1, min(self.workers, len(waiting))),
-                                       mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=set_threads, initargs=(self.workers,))
+            pool, self._pool = self._pool or self._start(), None
             futures = {unit.index: pool.submit(compute_unit, recipe, unit) for unit in waiting}
             try:
                 while position < len(units):
@@ -59,4 +77,7 @@ class PoolExecutor:
                 pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
-        pass
+        """Stop the processes of a pool that ran nothing (e.g. the sweep's inputs were refused)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

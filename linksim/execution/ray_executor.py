@@ -48,10 +48,20 @@ class RayExecutor:
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise ConfigError("address", address, f"the address of a running Ray cluster ({error})") from None
 
+    @property
+    def slots(self) -> int:
+        """Units that run at once: the local instance's CPUs, or the cluster's."""
+        if self.address is None and self.started:
+            return self.workers
+        return max(1, int(self.ray.cluster_resources().get("CPU", self.workers)))
+
     def run(self, recipe, units: list) -> Iterator:
         """Yield the :class:`~linksim.runner.UnitResult` of each of ``units``, in their order."""
+        from linksim.execution.worker import worker_environment
+
         ray = self.ray
-        remote = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_task)
+        remote = ray.remote(num_cpus=1, max_retries=MAX_RETRIES,
+                            runtime_env={"env_vars": worker_environment()})(_task)
         shared = ray.put(recipe)
         refs = [remote.remote(shared, unit, self.workers) for unit in units]
         done = 0

@@ -10,8 +10,34 @@ whose files are written to a temporary name and renamed into place:
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 _WORKERS: dict[str, object] = {}
+
+#: Environment of the worker processes. Each worker computes with the writing process's
+#: PyTorch thread count (:func:`compute_unit`: the same float sums), so N workers run N times
+#: that many OpenMP threads on the cores; OpenMP threads that spin while they wait then take
+#: the cores from those that compute. Waiting threads that sleep (``PASSIVE``) remove that cost:
+#: ``benchmarks/scaling.py``'s docstring has the measurement. A value the user set is kept.
+WORKER_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def worker_environment() -> dict[str, str]:
+    """:data:`WORKER_ENVIRONMENT` less the variables already set in this process's environment."""
+    return {name: value for name, value in WORKER_ENVIRONMENT.items() if name not in os.environ}
+
+
+@contextmanager
+def spawning_environment():
+    """Within the block, processes started from here inherit :func:`worker_environment`; this
+    process's environment is restored on exit (its own OpenMP has long read its settings)."""
+    added = worker_environment()
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def set_threads(workers: int) -> None:
@@ -24,6 +50,12 @@ def set_threads(workers: int) -> None:
     threads = max(1, (os.cpu_count() or 1) // workers)
     if "NUMBA_NUM_THREADS" not in os.environ:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
+def import_simulator() -> None:
+    """Import what computing a unit needs (PyTorch, Sionna, the schemes), so that a process
+    started ahead of the first unit does it while the writing process prepares the sweep."""
+    import linksim.runner  # noqa: F401
 
 
 def compute_unit(recipe, unit):
