@@ -14,12 +14,20 @@ from contextlib import contextmanager
 
 _WORKERS: dict[str, object] = {}
 
-#: Environment of the worker processes. Each worker computes with the writing process's
-#: PyTorch thread count (:func:`compute_unit`: the same float sums), so N workers run N times
-#: that many OpenMP threads on the cores; OpenMP threads that spin while they wait then take
-#: the cores from those that compute. Waiting threads that sleep (``PASSIVE``) remove that cost:
-#: ``benchmarks/scaling.py``'s docstring has the measurement. A value the user set is kept.
-WORKER_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
+#: Environment of the worker processes (a value the user set is kept):
+#:
+#: - ``OMP_WAIT_POLICY=PASSIVE``: each worker computes with the writing process's PyTorch thread
+#:   count (:func:`compute_unit`: the same float sums), so N workers run N times that many
+#:   OpenMP threads on the cores; threads that spin while they wait would take the cores from
+#:   those that compute, threads that sleep do not.
+#: - ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` (glibc; elsewhere ignored): an image's
+#:   tensors (5–50 MB) stay in the process's heap when freed instead of going back to the kernel
+#:   and being faulted in again at the next point, the page-fault time that two workers would
+#:   otherwise spend side by side.
+#:
+#: ``benchmarks/scaling.py``'s docstring has the measurements.
+WORKER_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE", "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
+                      "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
 
 def worker_environment() -> dict[str, str]:
