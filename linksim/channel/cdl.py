@@ -13,7 +13,11 @@ which is why the omni element is the SISO choice comparable with TDL.
 
 **Link.** Downlink (Sionna's default): the BS transmits, the UT receives and moves with speed v
 in a direction Sionna draws per realization (azimuth uniform in [0, 2π), zenith uniform in
-[0, π)). The Doppler of each ray follows from its arrival direction.
+[0, π)). The Doppler of each ray follows from its arrival direction. The direction is fixed:
+with an omni antenna at each end the uplink (Sionna swaps the departure and arrival angles and
+the UT transmits) has the same statistics. In the LoS profiles Sionna places the UT at distance
+0, so the specular ray starts every realization with the same phase (E[H] ≠ 0 at t = 0); the
+LMMSE estimator's covariances below are second moments, which include it.
 
 **Randomness.** Sionna's CDL draws in three places: the UT velocity (``CDL._get_velocity``), the
 random coupling of the ray angles within each cluster (``CDL._shuffle_angles``), both with
