@@ -27,8 +27,8 @@ from linksim.errors import ConfigError
 
 __all__ = ["OFDMConfig", "MODELS", "CSI_MODES", "EQUALIZERS"]
 
-#: channel models: 3GPP TR 38.901 TDL profiles (single antennas) and a unit flat channel
-MODELS = ("tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e", "flat")
+#: channel models: 3GPP TR 38.901 TDL and CDL profiles (single antennas) and a unit flat channel
+MODELS = ("tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e", "cdl-a", "cdl-b", "cdl-c", "cdl-d", "cdl-e", "flat")
 CSI_MODES = ("perfect", "ls", "lmmse")
 EQUALIZERS = ("zf", "lmmse")
 PILOT_PATTERNS = ("kronecker", "none")
@@ -59,15 +59,18 @@ def _integer(name: str, value, low: int, allowed: str) -> int:
 class OFDMConfig:
     """An OFDM link over a multipath channel (SISO).
 
-    :ivar model: ``tdl-a`` … ``tdl-e`` (3GPP TR 38.901 tapped delay lines) or ``flat`` (h = 1).
-    :ivar delay_spread_ns: RMS delay spread of the TDL profile, ns (> 0).
+    :ivar model: ``tdl-a`` … ``tdl-e`` (3GPP TR 38.901 tapped delay lines), ``cdl-a`` … ``cdl-e``
+        (clustered delay lines, one omni vertically polarized antenna at each end, downlink;
+        :mod:`linksim.channel.cdl`) or ``flat`` (h = 1).
+    :ivar delay_spread_ns: RMS delay spread of the TDL or CDL profile, ns (> 0).
     :ivar speed_kmh: terminal speed, km/h (≥ 0); sets the maximum Doppler shift v·f_c/c.
     :ivar carrier_ghz: carrier frequency, GHz (> 0).
     :ivar subcarrier_spacing_khz: Δf, kHz, a 5G numerology (15, 30, 60, 120, 240).
     :ivar fft_size: subcarriers N (≥ 8); sampling rate N·Δf.
     :ivar num_ofdm_symbols: OFDM symbols per resource grid (a slot, 14 in 5G NR).
     :ivar cp_length: cyclic prefix, samples (0 ≤ cp < N). Inter-symbol interference is absent when
-        it is ≥ the length of the discrete-time channel minus one (:meth:`isi_free_cp`).
+        it is ≥ the length of the discrete-time channel minus one
+        (:attr:`~linksim.channel.multipath.MultipathTaps.isi_free_cp`, from the profile's longest delay).
     :ivar guard_carriers: ``[left, right]`` nulled guard subcarriers.
     :ivar dc_null: whether the DC subcarrier is nulled.
     :ivar pilots: ``{"pattern": "kronecker", "symbols": [2, 11]}`` (pilots on every effective
@@ -75,7 +78,7 @@ class OFDMConfig:
         ``{"pattern": "none"}`` (only with perfect CSI).
     :ivar csi: ``perfect`` (the receiver knows the channel's frequency response), ``ls`` (least
         squares at the pilots, interpolated) or ``lmmse`` (LMMSE filtering in frequency then time,
-        with the TDL profile's covariances).
+        with the TDL or CDL profile's covariances).
     :ivar interpolation: the LS estimate's interpolation: ``nn``, ``lin`` (linear), ``lin_time_avg``.
     :ivar equalizer: ``zf`` or ``lmmse`` (both report the post-equalization noise variance per RE).
     """

@@ -7,6 +7,9 @@
 - ``lmmse``: :class:`~sionna.phy.ofdm.LMMSEChannelEstimator`, filtering in frequency then
   time with the TDL profile's covariances (``tdl_freq_cov_mat``, ``tdl_time_cov_mat``): the
   receiver knows the channel's statistics (model, delay spread, Doppler), not its realization.
+  For a CDL profile: the frequency covariance from its power-delay profile, the time covariance
+  estimated from 2,000 fixed-seed draws of the CDL (``cdl_freq_cov_mat``, ``cdl_time_cov_mat``
+  in :mod:`linksim.channel.cdl`).
 - equalizers: :class:`~sionna.phy.ofdm.ZFEqualizer` or :class:`~sionna.phy.ofdm.LMMSEEqualizer`;
   both take the estimation error variance into account and return the symbol estimates and
   the post-equalization noise(-plus-estimation-error) variance per data RE.
@@ -21,6 +24,7 @@ from sionna.phy.mimo import StreamManagement
 from sionna.phy.ofdm import (LMMSEChannelEstimator, LMMSEEqualizer, LSChannelEstimator, RemoveNulledSubcarriers,
                              ZFEqualizer, tdl_freq_cov_mat, tdl_time_cov_mat)
 
+from linksim.channel.cdl import CDL_MODELS, GeneratorCDL, cdl_freq_cov_mat, cdl_time_cov_mat
 from linksim.channel.ofdm_config import OFDMConfig
 
 __all__ = ["OFDMReceiver"]
@@ -58,10 +62,16 @@ class OFDMReceiver:
             cdtype = torch.complex128 if precision == "double" else torch.complex64
             return (torch.ones(c.num_ofdm_symbols, c.num_ofdm_symbols, dtype=cdtype, device=device),
                     torch.ones(n, n, dtype=cdtype, device=device))
+        duration = (c.fft_size + c.cp_length) / c.bandwidth_hz
+        if c.model in CDL_MODELS:
+            cdl = GeneratorCDL(CDL_MODELS[c.model], c.delay_spread_ns * 1e-9, c.carrier_ghz * 1e9, c.speed_kmh / 3.6,
+                               precision="double", device="cpu")
+            cdtype = torch.complex128 if precision == "double" else torch.complex64
+            return (cdl_time_cov_mat(cdl, duration, c.num_ofdm_symbols).to(cdtype).to(device),
+                    cdl_freq_cov_mat(cdl, c.subcarrier_spacing_hz, n).to(cdtype).to(device))
         letter = c.model[-1].upper()
         freq = tdl_freq_cov_mat(letter, c.subcarrier_spacing_hz, n, c.delay_spread_ns * 1e-9,
                                 precision=precision, device=device)
-        duration = (c.fft_size + c.cp_length) / c.bandwidth_hz
         time = tdl_time_cov_mat(letter, c.speed_kmh / 3.6, c.carrier_ghz * 1e9, duration, c.num_ofdm_symbols,
                                 precision=precision, device=device)
         return time, freq
