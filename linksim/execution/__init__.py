@@ -6,7 +6,8 @@
 
 or, in the scenario, ``execution: {executor: ray, workers: 8}`` (the command line wins).
 
-The unit of work is :class:`linksim.runner.Unit` (one image × one bandwidth × one scheme, all
+The unit of work is :class:`linksim.runner.Unit` (one image × one bandwidth × all its schemes, or
+one scheme when there are fewer images than twice the executor's ``slots``; all
 its SNRs and trials and the restorers after that scheme): a worker builds the schemes, models
 and metrics once (:mod:`linksim.execution.worker`) and computes units with
 :meth:`linksim.runner.SweepWorker.compute`, a pure function of the unit (every draw comes from

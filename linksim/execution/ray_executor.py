@@ -15,6 +15,7 @@ import socket
 from collections.abc import Iterator
 
 from linksim.errors import ConfigError
+from linksim.execution.worker import import_simulator
 
 #: times Ray runs a task again after its worker process died
 MAX_RETRIES = 3
@@ -41,12 +42,22 @@ class RayExecutor:
             # on the loopback interface: a sweep's local instance is nobody else's
             ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
                      configure_logging=False, _node_ip_address="127.0.0.1")
-            return
-        _check_reachable(address)
-        try:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            raise ConfigError("address", address, f"the address of a running Ray cluster ({error})") from None
+        else:
+            _check_reachable(address)
+            try:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as error:
+                raise ConfigError("address", address, f"the address of a running Ray cluster ({error})") from None
+        # one task per slot starts Ray's worker processes now: they import the simulator while
+        # this process prepares the sweep, and Ray reuses them for the units (same options)
+        self._warm_up = [self._remote(import_simulator).remote() for _ in range(self.slots)]
+
+    def _remote(self, function):
+        """``function`` as a Ray task of one CPU, retried, in the workers' environment."""
+        from linksim.execution.worker import worker_environment
+
+        return self.ray.remote(num_cpus=1, max_retries=MAX_RETRIES,
+                               runtime_env={"env_vars": worker_environment()})(function)
 
     @property
     def slots(self) -> int:
@@ -57,11 +68,8 @@ class RayExecutor:
 
     def run(self, recipe, units: list) -> Iterator:
         """Yield the :class:`~linksim.runner.UnitResult` of each of ``units``, in their order."""
-        from linksim.execution.worker import worker_environment
-
         ray = self.ray
-        remote = ray.remote(num_cpus=1, max_retries=MAX_RETRIES,
-                            runtime_env={"env_vars": worker_environment()})(_task)
+        remote = self._remote(_task)
         shared = ray.put(recipe)
         refs = [remote.remote(shared, unit, self.workers) for unit in units]
         done = 0
