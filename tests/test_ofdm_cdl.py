@@ -11,7 +11,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import yaml
 from PIL import Image
 from sionna.phy import config as sionna_config
 
@@ -21,6 +20,7 @@ from linksim.cli import main
 from linksim.errors import ConfigError
 from linksim.results import read_results
 from linksim.units import normalize_power
+from test_ofdm_schemes import _scenario
 
 Z = 4.5          # tolerance in standard errors (two-sided p ≈ 7e-6 per check)
 Z99 = 2.576      # the 99 % confidence interval
@@ -234,14 +234,7 @@ def test_scenario_over_cdl_c_with_ls_csi_is_reproducible_and_sane(tmp_path, phot
     folder.mkdir()
     Image.fromarray(photo).save(folder / "astro.png")
     channel = {"type": "ofdm", "model": "cdl-c", "fft_size": 64, "cp_length": 14, "csi": "ls"}
-    spec = {"name": "tiny-cdl", "seed": 5, "images": str(folder), "channel": channel, "snr_db": [0, 8],
-            "trials": 1, "bandwidth": {"bcr": "1/48"}, "crop_multiple": 16,
-            "schemes": [{"name": "Linear", "type": "linear"},
-                        {"name": "BPG + capacity", "type": "capacity", "codec": {"name": "bpg", "chroma": "420"},
-                         "downscale": [1, 2, 4]}],
-            "metrics": ["psnr"], "grid": {"snr_db": [0], "images": 1}, "output": str(tmp_path / "never")}
-    path = tmp_path / "cdl.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path = _scenario(tmp_path, folder, channel)  # linear code + BPG/capacity at 0 and 8 dB, as for TDL
     assert main(["run", str(path), "--out", str(tmp_path / "a"), "--quiet"]) == 0
     assert main(["run", str(path), "--out", str(tmp_path / "b"), "--quiet"]) == 0
     assert (tmp_path / "a" / "results.csv").read_bytes() == (tmp_path / "b" / "results.csv").read_bytes()
