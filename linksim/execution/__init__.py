@@ -7,8 +7,8 @@
 or, in the scenario, ``execution: {executor: ray, workers: 8}`` (the command line wins).
 
 The unit of work is :class:`linksim.runner.Unit` (one image × one bandwidth × all its schemes, or
-one scheme when there are fewer images than twice the executor's ``slots``; all
-its SNRs and trials and the restorers after that scheme): a worker builds the schemes, models
+one scheme when there are fewer images than twice the executor's ``slots``; all their SNRs
+and trials and the restorers after each scheme): a worker builds the schemes, models
 and metrics once (:mod:`linksim.execution.worker`) and computes units with
 :meth:`linksim.runner.SweepWorker.compute`, a pure function of the unit (every draw comes from
 the point's own generator). The executors hand the results back in canonical order; the
