@@ -58,15 +58,14 @@ class OFDMReceiver:
     def covariances(self, precision: str, device: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(time covariance [S, S], frequency covariance [N_eff, N_eff]) of the channel model."""
         c, n = self.config, self.config.effective_subcarriers
+        cdtype = torch.complex128 if precision == "double" else torch.complex64
         if c.model == "flat":
-            cdtype = torch.complex128 if precision == "double" else torch.complex64
             return (torch.ones(c.num_ofdm_symbols, c.num_ofdm_symbols, dtype=cdtype, device=device),
                     torch.ones(n, n, dtype=cdtype, device=device))
         duration = (c.fft_size + c.cp_length) / c.bandwidth_hz
         if c.model in CDL_MODELS:
             cdl = GeneratorCDL(CDL_MODELS[c.model], c.delay_spread_ns * 1e-9, c.carrier_ghz * 1e9, c.speed_kmh / 3.6,
                                precision="double", device="cpu")
-            cdtype = torch.complex128 if precision == "double" else torch.complex64
             return (cdl_time_cov_mat(cdl, duration, c.num_ofdm_symbols).to(cdtype).to(device),
                     cdl_freq_cov_mat(cdl, c.subcarrier_spacing_hz, n).to(cdtype).to(device))
         letter = c.model[-1].upper()
