@@ -19,8 +19,9 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# Two worker processes: the sweep's images run side by side (the same results.csv bytes as one process).
 demo: setup
-	$(BIN)/linksim run scenarios/cliff_vs_smooth.yaml
+	$(BIN)/linksim run scenarios/cliff_vs_smooth.yaml --workers 2
 
 test: setup
 	$(BIN)/python -m pytest

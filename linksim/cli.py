@@ -1,5 +1,5 @@
 """Command line: ``linksim run SCENARIO [--images PATH] [--limit N] [--out DIR] [--report] [--workers N]
-[--executor local|ray] [--address HOST:PORT]``, ``linksim report RUN_DIR``, ``linksim train
+[--executor local|ray] [--address HOST:PORT] [--threads N]``, ``linksim report RUN_DIR``, ``linksim train
 deepjscc|prior|inn|diffjscc-base|diffjscc-control|linear-basis …``, ``linksim eval deepjscc …``,
 ``linksim calibrate sigma-y …``, ``linksim models``, ``linksim metrics``, ``linksim codes``.
 
@@ -25,7 +25,8 @@ def _run(args: argparse.Namespace) -> int:
     from linksim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
-    execution = {"executor": args.executor, "workers": args.workers, "address": args.address}  # override the scenario's
+    execution = {"executor": args.executor, "workers": args.workers, "address": args.address,
+                 "threads": args.threads}  # override the scenario's
     result = run_scenario(scenario, images=args.images, limit=args.limit, out=args.out, progress=not args.quiet,
                           execution=execution)
     print(format_summary(result.summary))
@@ -306,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="worker processes (default: the scenario's execution.workers, else 1 = this process)")
     run.add_argument("--executor", metavar="{local,ray}", help="local processes, or a Ray cluster (default: local)")
     run.add_argument("--address", help="a running Ray cluster's HOST:PORT (default: a local Ray instance)")
+    run.add_argument("--threads", type=_integer, metavar="N",
+                     help="PyTorch threads per unit of work, in every process (default: the scenario's "
+                          "execution.threads, else 1; the last digits depend on it, so a run folder keeps its count)")
     run.set_defaults(handler=_run)
 
     report = commands.add_parser("report", help="write a run folder's self-contained HTML page (report.html)")

@@ -38,6 +38,7 @@ import hashlib
 import re
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,24 +134,40 @@ def run_scenario(scenario: Scenario, *, images=None, limit: int | None = None, o
 
     ``images``, ``limit`` and ``out`` override the scenario's fields (the CLI's
     ``--images``, ``--limit``, ``--out``); ``execution`` overrides fields of the scenario's
-    ``execution`` (``executor``, ``workers``, ``address``: the CLI's ``--executor``,
-    ``--workers``, ``--address``; :mod:`linksim.execution`). The executor is checked (a Ray
-    cluster reached) before anything is written.
-    """
-    from linksim.execution import make_executor
+    ``execution`` (``executor``, ``workers``, ``address``, ``threads``: the CLI's
+    ``--executor``, ``--workers``, ``--address``, ``--threads``; :mod:`linksim.execution`). The
+    executor is checked (a Ray cluster reached) before anything is written.
 
-    executor = make_executor({**scenario.execution, **{k: v for k, v in (execution or {}).items() if v is not None}})
+    This process computes with ``threads`` PyTorch threads from the start (the models and
+    tables it builds included) to the end, as every worker does; its count is restored after.
+    """
+    from linksim.execution import make_executor, validate_execution
+
+    settings = validate_execution({**scenario.execution, **{k: v for k, v in (execution or {}).items() if v is not None}})
+    executor = make_executor(settings)
     try:
-        sweep = Sweep(scenario, images=images, limit=limit, out=out, progress=progress)
-        try:
-            sweep.run(executor)
-            summary = sweep.finish(plots=plots)
-        finally:
-            sweep.close()
+        with torch_threads(settings["threads"]):
+            sweep = Sweep(scenario, images=images, limit=limit, out=out, progress=progress, threads=settings["threads"])
+            try:
+                sweep.run(executor)
+                summary = sweep.finish(plots=plots)
+            finally:
+                sweep.close()
     finally:
         if executor is not None:
             executor.close()
     return RunResult(out=sweep.out, summary=summary, computed=sweep.computed, skipped=sweep.skipped)
+
+
+@contextmanager
+def torch_threads(count: int):
+    """PyTorch's intra-op thread count set to ``count`` within the block, restored on exit."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class Sweep:
@@ -164,7 +181,7 @@ class Sweep:
     """
 
     def __init__(self, scenario: Scenario, *, images=None, limit: int | None = None, out: Path | None = None,
-                 progress: bool = True):
+                 progress: bool = True, threads: int = 1):
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise ConfigError("limit", limit, "a positive integer")
         self.scenario = scenario
@@ -181,12 +198,14 @@ class Sweep:
         self._check_inputs()
 
         self.out = Path(out or scenario.output)
-        _check_fingerprint(self.out, scenario)
+        self.threads = threads  # PyTorch threads per unit: part of what fixes the numbers
+        _check_fingerprint(self.out, scenario, threads)
         self.out.mkdir(parents=True, exist_ok=True)
         self.lock = OutputLock(self.out)  # a second run into this folder refuses here, before writing
         self.lock.acquire()
         write_json(self.out / "scenario.json", {"name": scenario.name, "source": str(scenario.source), **scenario.fingerprint(),
-                                                "snr_db": scenario.snr_db, "trials": scenario.trials, "grid": scenario.grid})
+                                                "snr_db": scenario.snr_db, "trials": scenario.trials, "grid": scenario.grid,
+                                                "threads": threads})
         self.store = ResultsStore(self.out / "results.csv", several_bandwidths=scenario.several_bandwidths,
                                   metrics=scenario.metrics,
                                   extra_columns=tuple(getattr(self.channel, "result_columns", lambda k: {})(1)))
@@ -242,14 +261,15 @@ class Sweep:
         if executor is None:
             score_cache: dict = {}  # content id or SHA-1 → scores (and FID/KID features), of one image
             cached_image = None
-            for unit in work:
-                # Metrics are a pure function of (x, x_hat), and a cliff sweep sends few distinct x_hat
-                # per image (the failure fill, a few codec rungs): compute each distinct one once. The
-                # units come image by image, so only the image at hand's cache is kept.
-                if unit.item.id != cached_image:
-                    score_cache, cached_image = {}, unit.item.id
-                for result in self.worker.chunks(unit, score_cache):
-                    self._write(result)
+            with torch_threads(self.threads):
+                for unit in work:
+                    # Metrics are a pure function of (x, x_hat), and a cliff sweep sends few distinct
+                    # x_hat per image (the failure fill, a few codec rungs): compute each distinct one
+                    # once. The units come image by image, so only the image at hand's cache is kept.
+                    if unit.item.id != cached_image:
+                        score_cache, cached_image = {}, unit.item.id
+                    for result in self.worker.chunks(unit, score_cache):
+                        self._write(result)
         else:
             todo = []
             for unit in work:
@@ -258,7 +278,7 @@ class Sweep:
                     self.bar.update(len(unit.done))
                 else:
                     todo.append(unit)
-            for result in executor.run(self.worker.recipe(), todo):
+            for result in executor.run(self.worker.recipe(self.threads), todo):
                 self._write(result)
         self.bar.close()
 
@@ -393,8 +413,8 @@ class UnitResult:
 class WorkerRecipe:
     """What a worker process needs to build its :class:`SweepWorker`: the validated scenario and
     the ids of the grid images (small and picklable; the images travel with each unit), and the
-    writing process's PyTorch thread count: a convolution's float sums depend on how many
-    threads split them (DeepJSCC's x̂ moves in the 7th digit), so a worker computes with the same
+    run's PyTorch thread count per unit: a convolution's float sums depend on how many threads
+    split them (DeepJSCC's x̂ moves in the 7th digit), so every process computes with the same
     count to give the same bytes."""
 
     scenario: Scenario
@@ -440,8 +460,8 @@ class SweepWorker:
         return cls(scenario, budgets, make_channel(scenario.channel), after, MetricSuite(scenario.metrics),
                    set(recipe.grid_images))
 
-    def recipe(self) -> WorkerRecipe:
-        return WorkerRecipe(self.scenario, tuple(sorted(self.grid_images)), torch.get_num_threads())
+    def recipe(self, threads: int) -> WorkerRecipe:
+        return WorkerRecipe(self.scenario, tuple(sorted(self.grid_images)), threads)
 
     def point_keys(self, item, budget: Budget, scheme: Scheme) -> set[tuple]:
         """The keys of every point of (item, budget, scheme): link and restored rows."""
@@ -643,8 +663,10 @@ def _caption(row: dict) -> str:
     return "did not fit the budget" if row["fits"] is False else "lost (decoding failed)"
 
 
-def _check_fingerprint(out: Path, scenario: Scenario) -> None:
-    """A resumed run must have been made with the same seed, channel, bandwidth, schemes, metrics."""
+def _check_fingerprint(out: Path, scenario: Scenario, threads: int) -> None:
+    """A resumed run must have been made with the same seed, channel, bandwidth, schemes,
+    metrics, and PyTorch threads per unit (folders written before that count was kept take
+    any)."""
     import json
 
     previous = out / "scenario.json"
@@ -655,6 +677,9 @@ def _check_fingerprint(out: Path, scenario: Scenario) -> None:
     changed = [key for key in current if stored.get(key) != current[key]]
     if changed:
         raise ConfigError("output", str(out), f"an empty folder or one from the same scenario (its {', '.join(changed)} differ); use another --out")
+    if stored.get("threads", threads) != threads:
+        raise ConfigError("threads", threads, f"{stored['threads']}, the count {out} was computed with "
+                                              "(the last digits depend on it), or another --out")
 
 
 def _save_png(path: Path, pixels: np.ndarray) -> None:

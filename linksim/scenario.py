@@ -59,8 +59,9 @@ class Scenario:
     restorers: list[dict] = field(default_factory=list)
     priors: dict = field(default_factory=dict)
     #: where the points run (:func:`linksim.execution.validate_execution`); not in the
-    #: fingerprint: it changes no number
-    execution: dict = field(default_factory=lambda: {"executor": "local", "workers": 1, "address": None})
+    #: fingerprint: the executor and the workers change no number, and ``threads``, which
+    #: does (in the last digits), is kept and checked by the run folder (``scenario.json``)
+    execution: dict = field(default_factory=lambda: {"executor": "local", "workers": 1, "address": None, "threads": 1})
 
     @property
     def bandwidth(self) -> dict:
@@ -490,7 +491,7 @@ def _execution(value) -> dict:
     from linksim.execution import validate_execution
 
     if value is not None and not isinstance(value, dict):
-        raise ConfigError("execution", value, "{executor: local|ray, workers: N, address: HOST:PORT}")
+        raise ConfigError("execution", value, "{executor: local|ray, workers: N, address: HOST:PORT, threads: N}")
     return validate_execution(value or {}, where="execution.")
 
 

@@ -99,13 +99,16 @@ def test_without_inception_weights_the_run_finishes_with_offline_metrics(images,
 class InProcessWorkers:
     """An executor that computes each unit as a worker process does (``SweepWorker.build`` from the
     recipe, ``compute`` returning one :class:`UnitResult`), here, so that the stand-in feature
-    network patched above is the one used; results handed back in canonical order."""
+    network patched above is the one used; results handed back in canonical order (computed with
+    the recipe's PyTorch threads, as a worker process does)."""
 
     def run(self, recipe, units):
-        from linksim.runner import SweepWorker
+        from linksim.runner import SweepWorker, torch_threads
 
-        worker = SweepWorker.build(recipe)
-        yield from sorted((worker.compute(unit) for unit in reversed(units)), key=lambda r: r.index)
+        with torch_threads(recipe.torch_threads):
+            worker = SweepWorker.build(recipe)
+            results = sorted((worker.compute(unit) for unit in reversed(units)), key=lambda r: r.index)
+        yield from results
 
     def close(self):
         pass

@@ -11,6 +11,7 @@ each run takes seconds.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -203,6 +204,7 @@ def test_an_in_process_holder_locks_out_a_second_writer(tmp_path):
     (["--executor", "dask"], "executor"),
     (["--address", "127.0.0.1:6379"], "address"),  # an address without Ray
     (["--executor", "ray", "--address", "127.0.0.1:1"], "address"),  # nothing listens on port 1
+    (["--threads", "0"], "threads"),
 ])
 def test_bad_execution_flags_exit_2_naming_the_field_and_write_nothing(scenario_file, tmp_path, capsys, flags, field):
     out = tmp_path / "out"
@@ -217,11 +219,13 @@ def test_bad_execution_flags_exit_2_naming_the_field_and_write_nothing(scenario_
 def test_the_scenario_field_is_validated_and_left_out_of_the_fingerprint():
     base = {k: v for k, v in SCENARIO.items()}
     scenario = parse_scenario({**base, "execution": {"executor": "ray", "workers": 8}})
-    assert scenario.execution == {"executor": "ray", "workers": 8, "address": None}
+    assert scenario.execution == {"executor": "ray", "workers": 8, "address": None, "threads": 1}
     assert "execution" not in scenario.fingerprint()  # a rerun elsewhere resumes the same folder
-    assert parse_scenario(base).execution == {"executor": "local", "workers": 1, "address": None}
+    assert parse_scenario(base).execution == {"executor": "local", "workers": 1, "address": None, "threads": 1}
+    assert parse_scenario({**base, "execution": {"threads": 4}}).execution["threads"] == 4
     for bad, field in [({"workers": 0}, "execution.workers"), ({"executor": "slurm"}, "execution.executor"),
-                       ({"threads": 2}, "execution"), ("ray", "execution")]:
+                       ({"threads": 0}, "execution.threads"), ({"threads": 1.5}, "execution.threads"),
+                       ({"gpus": 2}, "execution"), ("ray", "execution")]:
         with pytest.raises(ConfigError, match=f"^{field}: "):
             parse_scenario({**base, "execution": bad})
 
@@ -259,22 +263,32 @@ def test_restored_rows_and_pictures_from_workers_match_a_serial_run(tmp_path, ck
     assert all((tmp_path / "serial" / p).read_bytes() == (tmp_path / "pool" / p).read_bytes() for p in pictures)
 
 
-def test_workers_compute_with_the_writing_process_thread_count(tmp_path):
+def test_every_process_computes_with_the_run_threads_per_unit(tmp_path):
     """DeepJSCC's convolutions sum in an order that depends on PyTorch's thread count (x̂ moves in
-    the 7th digit between 1 and 2 threads on a 512×512 photo), so the workers take the writing
-    process's count: with 2 threads here, the workers' rows are this process's, byte for byte."""
+    the 7th digit between 1 and 2 threads on a 512×512 photo), so the run fixes the count per
+    unit: this process and the workers compute with ``threads`` whatever this process had
+    before (restored after), the folder keeps it, and a resume with another count refuses
+    before writing."""
     spec = {"name": "threads", "seed": 3, "images": "samples", "limit": 1, "crop_multiple": 16, "channel": "awgn",
             "snr_db": [-3, 4, 9, 10], "trials": 2, "bandwidth": {"bcr": "1/48"}, "metrics": ["psnr"],
             "schemes": [{"name": "DeepJSCC", "type": "deepjscc", "model": "deepjscc-awgn-r1_48"}],
             "grid": {"snr_db": [4], "images": 1}}
     before = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     try:
-        run_scenario(parse_scenario(spec), out=tmp_path / "serial", progress=False, plots=False)
-        run_scenario(parse_scenario(spec), out=tmp_path / "pool", progress=False, plots=False, execution={"workers": 2})
+        run_scenario(parse_scenario(spec), out=tmp_path / "serial", progress=False, plots=False,
+                     execution={"threads": 2})
+        assert torch.get_num_threads() == 1
+        run_scenario(parse_scenario(spec), out=tmp_path / "pool", progress=False, plots=False,
+                     execution={"workers": 2, "threads": 2})
     finally:
         torch.set_num_threads(before)
-    assert (tmp_path / "pool" / "results.csv").read_bytes() == (tmp_path / "serial" / "results.csv").read_bytes()
+    serial = (tmp_path / "serial" / "results.csv").read_bytes()
+    assert (tmp_path / "pool" / "results.csv").read_bytes() == serial
+    assert json.loads((tmp_path / "serial" / "scenario.json").read_text())["threads"] == 2
+    with pytest.raises(ConfigError, match="^threads: got 1"):
+        run_scenario(parse_scenario(spec), out=tmp_path / "serial", progress=False, plots=False)
+    assert (tmp_path / "serial" / "results.csv").read_bytes() == serial
 
 
 def test_image_units_carry_every_scheme_and_give_the_serial_bytes(scenario_file, serial, tmp_path):
@@ -299,9 +313,9 @@ def test_image_units_carry_every_scheme_and_give_the_serial_bytes(scenario_file,
 
 
 def test_worker_processes_start_with_sleeping_openmp_waiters(monkeypatch):
-    """Workers keep the writing process's PyTorch thread count, so N workers run N× its threads:
-    the processes they start get OMP_WAIT_POLICY=PASSIVE (OpenMP threads that wait sleep
-    instead of spinning on the cores others compute on), unless the user chose a policy."""
+    """With ``threads`` > 1 per unit N workers run N× that many OpenMP threads: the processes
+    they start get OMP_WAIT_POLICY=PASSIVE (OpenMP threads that wait sleep instead of spinning
+    on the cores others compute on), unless the user chose a policy."""
     from linksim.execution.worker import spawning_environment
 
     probe = [sys.executable, "-c", "import os; print(os.environ.get('OMP_WAIT_POLICY'))"]

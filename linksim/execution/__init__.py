@@ -6,6 +6,13 @@
 
 or, in the scenario, ``execution: {executor: ray, workers: 8}`` (the command line wins).
 
+Every unit computes with ``threads`` PyTorch threads (``--threads``, default 1), wherever it
+runs: a convolution's float sums depend on how many threads split them (DeepJSCC's x̂ moves in
+the 7th digit between 1 and 2 threads), so a fixed count is what makes the bytes of a run the
+same on one process, on N workers or on a cluster, and on machines with more or fewer cores.
+The parallelism of a sweep is its units (workers); threads are for the case of fewer units
+than cores (``--threads 4`` on one image), and a run folder keeps the count it was made with.
+
 The unit of work is :class:`linksim.runner.Unit` (one image × one bandwidth × all its schemes, or
 one scheme when there are fewer images than twice the executor's ``slots``; all their SNRs
 and trials and the restorers after each scheme): a worker builds the schemes, models
@@ -26,12 +33,12 @@ from __future__ import annotations
 from linksim.errors import ConfigError
 
 EXECUTORS = ("local", "ray")
-KEYS = ("executor", "workers", "address")
-DEFAULT = {"executor": "local", "workers": 1, "address": None}
+KEYS = ("executor", "workers", "address", "threads")
+DEFAULT = {"executor": "local", "workers": 1, "address": None, "threads": 1}
 
 
 def validate_execution(value: dict, where: str = "") -> dict:
-    """``{executor, workers, address}`` checked and completed with the defaults.
+    """``{executor, workers, address, threads}`` checked and completed with the defaults.
 
     ``where`` prefixes the field names of errors (``"execution."`` for the scenario field).
 
@@ -47,6 +54,9 @@ def validate_execution(value: dict, where: str = "") -> dict:
     workers = merged["workers"]
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"{where}workers", workers, "a positive integer (1: the points run in this process)")
+    threads = merged["threads"]
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"{where}threads", threads, "a positive integer (PyTorch threads per unit of work)")
     address = merged["address"]
     if address is not None and (not isinstance(address, str) or not address.strip()):
         raise ConfigError(f"{where}address", address, "HOST:PORT of a Ray cluster's head, ray://HOST:PORT or auto")

@@ -16,10 +16,10 @@ _WORKERS: dict[str, object] = {}
 
 #: Environment of the worker processes (a value the user set is kept):
 #:
-#: - ``OMP_WAIT_POLICY=PASSIVE``: each worker computes with the writing process's PyTorch thread
-#:   count (:func:`compute_unit`: the same float sums), so N workers run N times that many
-#:   OpenMP threads on the cores; threads that spin while they wait would take the cores from
-#:   those that compute, threads that sleep do not.
+#: - ``OMP_WAIT_POLICY=PASSIVE``: each worker computes with the run's PyTorch threads per unit
+#:   (:func:`compute_unit`: the same float sums everywhere), so with ``threads`` > 1, N workers
+#:   run N times that many OpenMP threads on the cores; threads that spin while they wait would
+#:   take the cores from those that compute, threads that sleep do not.
 #: - ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` (glibc; elsewhere ignored): an image's
 #:   tensors (5–50 MB) stay in the process's heap when freed instead of going back to the kernel
 #:   and being faulted in again at the next point, the page-fault time that two workers would
@@ -51,8 +51,8 @@ def spawning_environment():
 def set_threads(workers: int) -> None:
     """Share the cores among the worker processes for numba's threads (the LDPC decoder's
     parallel loop over codewords; each codeword is decoded alone, so the thread count changes
-    no bit). PyTorch's thread count is the writing process's (:func:`compute_unit`): it does
-    change float sums."""
+    no bit). PyTorch's is the run's threads per unit (:func:`compute_unit`): it does change
+    float sums."""
     import numba
 
     threads = max(1, (os.cpu_count() or 1) // workers)
@@ -72,7 +72,7 @@ def compute_unit(recipe, unit):
 
     from linksim.runner import SweepWorker
 
-    torch.set_num_threads(recipe.torch_threads)  # the writing process's: the same float sums, the same bytes
+    torch.set_num_threads(recipe.torch_threads)  # the run's, as in every process: the same float sums, the same bytes
     _fault_point(unit.index)
     worker = _WORKERS.get(recipe.token)
     if worker is None:
