@@ -110,7 +110,8 @@ def _section(title: str, body: str) -> str:
 # ----------------------------------------------------------------------------- provenance
 
 def provenance(fingerprint: dict) -> list[tuple[str, str]]:
-    """(field, value) pairs: version, git commit, seed, checkpoint digests, machine, time."""
+    """(field, value) pairs: version, git commit, seed, checkpoint digests, PyTorch threads per
+    unit (the last digits depend on them), machine, time."""
     import linksim
 
     pairs = [("linksim version", linksim.__version__), ("git commit", _git_commit()),
@@ -119,6 +120,8 @@ def provenance(fingerprint: dict) -> list[tuple[str, str]]:
         for label, digest in (fingerprint.get(field) or {}).items():
             digests = digest if isinstance(digest, list) else [digest]
             pairs.append((f"weights of {label}", ", ".join(str(d) for d in digests)))
+    if "threads" in fingerprint:  # folders written before the count was kept have none
+        pairs.append(("PyTorch threads per unit", str(fingerprint["threads"])))
     pairs += [("machine", _machine()), ("report written", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))]
     return pairs
 

@@ -130,11 +130,12 @@ def test_the_cliff_of_the_separate_scheme_is_where_its_results_start_to_decode(r
     assert cliff is not None and cliff > 0.19 + 10 * math.log10(0.5)
 
 
-def test_the_provenance_names_the_seed_the_version_and_the_commit(run):
+def test_the_provenance_names_the_seed_the_version_the_commit_and_the_threads(run):
     import linksim
 
     cells = dict((c[0], c[1]) for c in _parse(run / "report.html").tables["provenance"])
     assert cells["seed"] == "1" and cells["linksim version"] == linksim.__version__
+    assert cells["PyTorch threads per unit"] == "1"  # the default, kept by the run folder
     if shutil.which("git"):
         assert re.fullmatch(r"[0-9a-f]{40}( \+ local changes)?|unknown \(not a git checkout\)", cells["git commit"])
     assert cells["machine"]
