@@ -777,3 +777,17 @@ def test_shipped_model_cards_say_what_their_config_says(name):
     format (the AF gate once went missing from four of them), no longer matches."""
     folder = SHIPPED / name
     assert (folder / "MODEL_CARD.md").read_text() == model_card(zoo.read_config(folder), name).text()
+
+
+def test_a_card_lists_the_earlier_stages_of_a_continued_checkpoint():
+    """A checkpoint trained in stages (each run warm-started from the last) keeps each earlier
+    run's command, steps and last validation in ``lineage``; the card shows them in order."""
+    meta = zoo.read_config(SHIPPED / "deepjscc-awgn-r1_48")
+    stages = [{"command": f"linksim train deepjscc --steps {n} --out runs/stage{i}", "steps": n, "wall_minutes": n / 100,
+               "history": [{"step": n, "snr_db": [-5.0, 15.0], "psnr": [18.0 + i, 24.0 + i], "images": 14}]}
+              for i, n in enumerate((3000, 6000))]
+    text = model_card({**meta, "lineage": stages}, "staged").text()
+    first, second = text.index("runs/stage0"), text.index("runs/stage1")
+    assert text.index("## Training") < first < second < text.index("## Validation")
+    assert "3000 steps, 30.0 min; validation PSNR 18.00 / 24.00 dB at -5 / 15 dB" in text
+    assert "Earlier stages" not in model_card(meta, "plain").text()

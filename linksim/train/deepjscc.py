@@ -329,8 +329,20 @@ def _psnr_table(snr_db: list, psnr: list) -> list[str]:
             "| PSNR (dB) | " + " | ".join(f"{p:.2f}" for p in psnr) + " |"]
 
 
+def _stage_row(stage: dict) -> str:
+    """One earlier training stage of a checkpoint (``config.json``'s ``lineage``: the ``command``,
+    ``steps``, ``wall_minutes`` and last validation of a run whose weights the next run started
+    from) as a card line."""
+    last = (stage.get("history") or [{}])[-1]
+    psnr = " / ".join(f"{p:.2f}" for p in last.get("psnr", []))
+    snrs = " / ".join(f"{s:g}" for s in last.get("snr_db", []))
+    return (f"- `{stage['command']}`: {stage['steps']} steps, {stage['wall_minutes']:.1f} min"
+            + (f"; validation PSNR {psnr} dB at {snrs} dB" if psnr else ""))
+
+
 def model_card(meta: dict, name: str) -> ModelCard:
-    """The model card of a DeepJSCC checkpoint from its ``config.json`` content."""
+    """The model card of a DeepJSCC checkpoint from its ``config.json`` content (``lineage``, when
+    present, lists the runs it was continued from, oldest first)."""
     cfg, tr = meta["config"], meta.get("training", {})
     model = DeepJSCC(DeepJSCCConfig.from_dict(cfg))
     n_params = parameter_count(model)
@@ -355,6 +367,9 @@ def model_card(meta: dict, name: str) -> ModelCard:
           if tr.get("linear_path") else []),
         wall_time_row(meta)]
     card = ModelCard(name, intro, [("Training", training)])
+    if meta.get("lineage"):
+        card.sections.append(("Earlier stages (each one the warm start of the next; the last one's is above)",
+                              [_stage_row(stage) for stage in meta["lineage"]]))
     hist = meta.get("history") or []
     if hist:
         last = hist[-1]
