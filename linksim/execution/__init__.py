@@ -51,12 +51,8 @@ def validate_execution(value: dict, where: str = "") -> dict:
     merged = {**DEFAULT, **{k: v for k, v in value.items() if v is not None}}
     if merged["executor"] not in EXECUTORS:
         raise ConfigError(f"{where}executor", merged["executor"], f"one of {list(EXECUTORS)}")
-    workers = merged["workers"]
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"{where}workers", workers, "a positive integer (1: the points run in this process)")
-    threads = merged["threads"]
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ConfigError(f"{where}threads", threads, "a positive integer (PyTorch threads per unit of work)")
+    _check_positive(f"{where}workers", merged["workers"], "1: the points run in this process")
+    _check_positive(f"{where}threads", merged["threads"], "PyTorch threads per unit of work")
     address = merged["address"]
     if address is not None and (not isinstance(address, str) or not address.strip()):
         raise ConfigError(f"{where}address", address, "HOST:PORT of a Ray cluster's head, ray://HOST:PORT or auto")
@@ -64,6 +60,11 @@ def validate_execution(value: dict, where: str = "") -> dict:
         raise ConfigError(f"{where}address", address, f"no address with executor {merged['executor']!r} "
                                                        "(an address is a Ray cluster's: add --executor ray)")
     return merged
+
+
+def _check_positive(field: str, value, meaning: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(field, value, f"a positive integer ({meaning})")
 
 
 def make_executor(execution: dict):
