@@ -75,6 +75,12 @@ CONFIGURATIONS = {"serial": {"workers": 1}, "serial-2-threads": {"workers": 1, "
 #: begin together (no pool, no driver, no file written): what N processes side by side can do on
 #: this machine's shared caches and memory, whatever executor hands them the units.
 BARE = {"bare-1": 1, "bare-2": 2}
+SNR_DB = (-4.0, 10.0, 1.0)  # start, stop, step
+
+
+def cliff_scenario(trials: int):
+    """The timed sweep: ``scenarios/cliff.yaml`` with the numba decoder over :data:`SNR_DB`."""
+    return sweep_scenario(ROOT / "scenarios" / "cliff.yaml", "numba", trials, SNR_DB)
 
 
 def bare_part(args) -> None:
@@ -89,7 +95,7 @@ def bare_part(args) -> None:
     part, parts, go = args.bare
     torch.set_num_threads(1)
     set_threads(int(parts))
-    scenario = sweep_scenario(ROOT / "scenarios" / "cliff.yaml", "numba", args.trials, (-4.0, 10.0, 1.0))
+    scenario = cliff_scenario(args.trials)
     with tempfile.TemporaryDirectory() as tmp:
         sweep = Sweep(scenario, images=str(args.images), limit=args.limit, out=Path(tmp) / "bare", progress=False)
         try:
@@ -106,11 +112,11 @@ def bare_part(args) -> None:
 
 def run_bare(args, parts: int, tmp: str) -> dict:
     """``parts`` bare processes (:func:`bare_part`) computing the sweep's units between them."""
+    from linksim.execution.worker import worker_environment
+
     go = Path(tmp) / f"go-{parts}"
     command = [sys.executable, __file__, "--images", str(args.images), "--trials", str(args.trials)]
     command += ["--limit", str(args.limit)] if args.limit else []
-    from linksim.execution.worker import worker_environment
-
     environment = {**os.environ, **worker_environment()}  # as the pool's workers start
     processes = [subprocess.Popen(command + ["--bare", str(i), str(parts), str(go)], stdout=subprocess.PIPE, text=True,
                                   env=environment) for i in range(parts)]
@@ -150,7 +156,7 @@ def write_report(args, warm_up: float, runs: dict) -> None:
             run["efficiency"] = round(run["speed_up"] / run["workers"], 3)
         if fastest:
             run["speed_up_over_fastest_serial"] = round(fastest / run["wall_s"], 3)
-    report = {"images": str(args.images), "limit": args.limit, "trials": args.trials, "snr_db": [-4.0, 10.0, 1.0],
+    report = {"images": str(args.images), "limit": args.limit, "trials": args.trials, "snr_db": list(SNR_DB),
               "scenario": "scenarios/cliff.yaml (numba decoder)", "cpu": cpu_model(), "cpus": os.cpu_count(),
               "warm_up_s": round(warm_up, 1), "runs": runs,
               "note": "load_average_1min_before: other jobs on the machine just before each run"}
@@ -174,11 +180,10 @@ def main() -> int:
     if not args.images.exists():
         print(f"{args.images} not found: pass --images DIR (Kodak PNGs); nothing measured")
         return 0
-    snr = (-4.0, 10.0, 1.0)
-    scenario = sweep_scenario(ROOT / "scenarios" / "cliff.yaml", "numba", args.trials, snr)
+    scenario = cliff_scenario(args.trials)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        run_scenario(sweep_scenario(ROOT / "scenarios" / "cliff.yaml", "numba", 1, snr), images=str(args.images),
+        run_scenario(cliff_scenario(1), images=str(args.images),
                      limit=args.limit, out=Path(tmp) / "warm-up", progress=False, plots=False)
         warm_up = time.perf_counter() - t0
         runs, references = {}, {}  # threads per unit → the first results.csv made with them
