@@ -790,4 +790,27 @@ def test_a_card_lists_the_earlier_stages_of_a_continued_checkpoint():
     first, second = text.index("runs/stage0"), text.index("runs/stage1")
     assert text.index("## Training") < first < second < text.index("## Validation")
     assert "3000 steps, 30.0 min; validation PSNR 18.00 / 24.00 dB at -5 / 15 dB" in text
-    assert "Earlier stages" not in model_card(meta, "plain").text()
+    single_run = {k: v for k, v in meta.items() if k != "lineage"}
+    assert "Earlier stages" not in model_card(single_run, "plain").text()
+
+
+def test_a_continued_run_records_the_runs_it_continues_and_a_warm_started_sibling_does_not(image_dir, tmp_path):
+    """``--init`` from a checkpoint of the same ρ and channel continues that model: the new record's
+    ``lineage`` is the old one's lineage plus the old run itself (also across an interruption). A
+    warm start at another ρ is a new model: no lineage."""
+    first = train_deepjscc(_settings(image_dir), tmp_path / "a", command="linksim train deepjscc --out a",
+                           progress=False)
+    settings_b = _settings(image_dir, init=str(tmp_path / "a"), seed=4)
+    train_deepjscc(settings_b, tmp_path / "b", command="linksim train deepjscc --out b", progress=False, stop_after=2)
+    second = train_deepjscc(settings_b, tmp_path / "b", command="linksim train deepjscc --out b", progress=False)
+    third = train_deepjscc(_settings(image_dir, init=str(tmp_path / "b"), seed=5), tmp_path / "c", progress=False)
+    sibling = train_deepjscc(_settings(image_dir, init=str(tmp_path / "b"), bcr=1 / 12), tmp_path / "d",
+                             progress=False)
+    assert "lineage" not in first and "lineage" not in sibling
+    assert [stage["command"] for stage in second["lineage"]] == ["linksim train deepjscc --out a"]
+    assert [stage["command"] for stage in third["lineage"]] == ["linksim train deepjscc --out a",
+                                                                "linksim train deepjscc --out b"]
+    assert third["lineage"][0] == {"command": first["command"], "steps": 4,
+                                   "wall_minutes": round(first["wall_seconds"] / 60, 1),
+                                   "history": first["history"][-1:]}
+    assert "linksim train deepjscc --out b`: 4 steps" in (tmp_path / "c" / "MODEL_CARD.md").read_text()

@@ -188,6 +188,23 @@ def _init_from(model: DeepJSCC, name: str) -> dict:
     return {"from": str(name), "copied": len(copied), "of": len(own)}
 
 
+def _earlier_stages(name: str, settings: DeepJSCCSettings) -> list[dict]:
+    """The ``lineage`` a run started from checkpoint ``name`` inherits: when ``name`` was trained
+    for the same ρ and channel, this run continues that model, so its stages (its own lineage,
+    then its run: command, steps, wall minutes, last validation) are this run's earlier stages.
+    A warm start of another ρ or channel (a family member) begins a lineage of its own: [].
+    """
+    meta = zoo.read_config(zoo.resolve(name))
+    earlier = meta.get("training", {})
+    if meta.get("kind") != "deepjscc" or (earlier.get("bcr"), earlier.get("channel")) != (settings.bcr,
+                                                                                          settings.channel):
+        return []
+    stage = {"command": meta.get("command", ""), "steps": meta.get("step", 0),
+             "wall_minutes": round(meta.get("wall_seconds", 0.0) / 60, 1),
+             "history": (meta.get("history") or [])[-1:]}
+    return [*meta.get("lineage", []), stage]
+
+
 def _lpips_loss(settings: DeepJSCCSettings, device: torch.device):
     """The LPIPS network of the ``mse+lpips`` loss (None for ``mse``)."""
     if settings.loss != "mse+lpips":
@@ -205,7 +222,7 @@ def _lpips_loss(settings: DeepJSCCSettings, device: torch.device):
 def _resume_or_start(model: DeepJSCC, settings: DeepJSCCSettings, out: Path) -> dict:
     """Bring ``model`` to where the run in ``out`` stands: the saved training weights when a
     resumable state is there (same settings required), else the start (the linear path's
-    weights, then the warm start). Returns ``{"wall_seconds", "init"}`` of the run so far, or
+    weights, then the warm start). Returns ``{"wall_seconds", "init", "lineage"}`` of the run so far, or
     the saved config of a run that is already complete (it has a ``step``).
 
     :raises ConfigError: field ``out`` for a folder of a run with other settings or of a
@@ -219,7 +236,8 @@ def _resume_or_start(model: DeepJSCC, settings: DeepJSCCSettings, out: Path) -> 
         state = zoo.load_state(out)
         zoo.check_state(model, state, str(out))
         model.load_state_dict(state)
-        return {"wall_seconds": saved.get("wall_seconds", 0.0), "init": saved.get("init")}
+        return {"wall_seconds": saved.get("wall_seconds", 0.0), "init": saved.get("init"),
+                "lineage": saved.get("lineage", [])}
     if (out / zoo.WEIGHTS).exists():
         saved = zoo.read_config(out)
         if saved.get("training") == settings.to_dict() and saved.get("step") == settings.steps:
@@ -230,7 +248,10 @@ def _resume_or_start(model: DeepJSCC, settings: DeepJSCCSettings, out: Path) -> 
 
         model.init_linear_path(load_linear_basis(settings.linear_path))
     # … then take every matching tensor of the warm start
-    return {"wall_seconds": 0.0, "init": _init_from(model, settings.init) if settings.init else None}
+    if not settings.init:
+        return {"wall_seconds": 0.0, "init": None, "lineage": []}
+    return {"wall_seconds": 0.0, "init": _init_from(model, settings.init),
+            "lineage": _earlier_stages(settings.init, settings)}
 
 
 def train_deepjscc(settings: DeepJSCCSettings, out: str | Path, *, command: str = "", progress: bool = True,
@@ -264,7 +285,7 @@ def train_deepjscc(settings: DeepJSCCSettings, out: str | Path, *, command: str 
     started = _resume_or_start(model, settings, out)
     if "step" in started:
         return started  # already complete
-    elapsed, init = started["wall_seconds"], started["init"]
+    elapsed, init, lineage = started["wall_seconds"], started["init"], started["lineage"]
     # no gradient clipping; the history holds validation rows, not loss means; stop_after acts
     # as an interruption (the run resumes from the last save_every save)
     loop = TrainLoop(state_dir=out, steps=settings.steps, lr=settings.lr, save_every=settings.save_every, opt=opt,
@@ -301,7 +322,8 @@ def train_deepjscc(settings: DeepJSCCSettings, out: str | Path, *, command: str 
     def write(final: bool) -> None:
         meta.update(step=loop.step, wall_seconds=round(loop.elapsed, 1), init=init, threads=threads,
                     device=device_name, machine=machine_words(), history=loop.history,
-                    data_images=len(sampler), data_skipped_smaller_than_crop=sampler.skipped, command=command)
+                    data_images=len(sampler), data_skipped_smaller_than_crop=sampler.skipped, command=command,
+                    **({"lineage": lineage} if lineage else {}))
         zoo.save_checkpoint(model, out, "deepjscc", meta["config"], card=model_card(meta, out.name).text(),
                             extra={k: v for k, v in meta.items() if k not in ("kind", "config")})
 
