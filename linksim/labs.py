@@ -38,6 +38,8 @@ from linksim.seeding import point_generator
 #: The shipped AWGN-trained DeepJSCC checkpoint of each cpp (ρ = cpp / 3).
 DEEPJSCC_AT_CPP = {"1/4": "deepjscc-awgn-r1_12", "1/16": "deepjscc-awgn-r1_48", "1/32": "deepjscc-awgn-r1_96",
                    "1/64": "deepjscc-awgn-r1_192"}
+#: The linear analog code's shipped basis.
+LINEAR_BASIS = "linear-pca16-natural"
 #: Modulation and coding schemes of the separate schemes (802.11n LDPC, n = 1944), as ``code modulation``.
 DEFAULT_MCS = ("wifi-1944-1/2 bpsk", "wifi-1944-2/3 bpsk", "wifi-1944-1/2 qpsk", "wifi-1944-3/4 qpsk")
 BPG = {"name": "bpg", "chroma": "420"}
@@ -131,7 +133,7 @@ def precompute_sweep(photo: ImageItem, snrs, cpps=("1/16",), channels=("awgn",),
             if deepjscc and cpp in DEEPJSCC_AT_CPP:
                 entries.append((DEEPJSCC, {"type": "deepjscc", "model": DEEPJSCC_AT_CPP[cpp]}))
             if linear:
-                entries.append((LINEAR, {"type": "linear", "basis": "linear-pca16-natural"}))
+                entries.append((LINEAR, {"type": "linear", "basis": LINEAR_BASIS}))
             for name, spec in entries:
                 if name not in sweep.schemes:
                     sweep.schemes.append(name)
@@ -251,27 +253,39 @@ def lab_sweep(setting: str | None = None, size: int = 256, progress: bool = True
     """The explorer's sweep of the labs (:data:`SWEEPS`; default ``$LINKSIM_LAB_SWEEP`` or ``full``)
     of :func:`lab_photo`, read from the cache folder (``$LINKSIM_CACHE/labs/``) when an earlier
     run computed it, else computed and saved there — so the labs and the playground share it."""
-    import hashlib
-    import json
     import os
-
-    from linksim.digital.separate import default_cache_dir
 
     setting = setting or os.environ.get("LINKSIM_LAB_SWEEP", "full")
     if setting not in SWEEPS:
         raise ConfigError("LINKSIM_LAB_SWEEP", setting, f"one of {sorted(SWEEPS)}")
-    grid = {**SWEEPS[setting], "size": size, "seed": 0, "version": 1}
-    digest = hashlib.sha256(json.dumps(grid, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    path = default_cache_dir() / "labs" / f"sweep-{setting}-{digest}.npz"
+    path = sweep_cache_path(setting, size)
     if path.is_file():
         return LinkSweep.load(path)
-    options = {k: v for k, v in grid.items() if k not in ("size", "version")}
+    options = {**SWEEPS[setting], "seed": 0}
     sweep = precompute_sweep(lab_photo(size), progress=progress, **options)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.npz")
     sweep.save(tmp)
     tmp.replace(path)
     return sweep
+
+
+def sweep_cache_path(setting: str, size: int) -> Path:
+    """Where :func:`lab_sweep` keeps the sweep of one :data:`SWEEPS` setting: the name hashes the
+    grid, the photo size and the bytes of every model the sweep runs, so a retrained checkpoint
+    (a new ``model.safetensors`` under the same name) computes a new sweep instead of showing
+    the old model's curves."""
+    import hashlib
+    import json
+
+    from linksim import zoo
+    from linksim.digital.separate import default_cache_dir
+
+    grid = {**SWEEPS[setting], "size": size, "seed": 0, "version": 1}
+    models = [DEEPJSCC_AT_CPP[cpp] for cpp in grid["cpps"] if cpp in DEEPJSCC_AT_CPP] + [LINEAR_BASIS]
+    grid["weights"] = {name: zoo.files_digest(zoo.resolve(name) / zoo.WEIGHTS) for name in models}
+    digest = hashlib.sha256(json.dumps(grid, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return default_cache_dir() / "labs" / f"sweep-{setting}-{digest}.npz"
 
 
 def time_redraw(explorer: LinkExplorer, settings: list[dict], clock=time.perf_counter) -> float:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from linksim.labs import (CAPACITY, DEEPJSCC, LinkExplorer, LinkSweep, check_claims, frame_slider, lab_photo,
-                          precompute_sweep, separate_label, time_redraw)
+                          precompute_sweep, separate_label, sweep_cache_path, time_redraw)
 
 matplotlib.use("Agg")
 MCS = "wifi-1944-1/2 bpsk"
@@ -47,6 +47,28 @@ def test_the_cached_sweep_reads_back_exactly(sweep, tmp_path):
     back = LinkSweep.load(sweep.save(tmp_path / "sweep.npz"))
     assert back.psnr == sweep.psnr and back.decoded == sweep.decoded and back.bits == sweep.bits
     assert all(np.array_equal(back.images[k], sweep.images[k]) for k in sweep.images)
+
+
+def test_a_retrained_checkpoint_gets_its_own_cached_sweep(tmp_path, monkeypatch):
+    """The cache is named by the bytes of the models the sweep runs: a checkpoint retrained under
+    the same name must not show the old model's curves."""
+    import shutil
+
+    from linksim import zoo
+
+    monkeypatch.setenv("LINKSIM_CACHE", str(tmp_path / "cache"))
+    shipped = sweep_cache_path("small", 256)
+    retrained = tmp_path / "checkpoints" / "deepjscc-awgn-r1_48"
+    shutil.copytree(zoo.resolve("deepjscc-awgn-r1_48"), retrained)
+    with open(retrained / zoo.WEIGHTS, "r+b") as weights:  # one byte of the last tensor changed
+        weights.seek(-1, 2)
+        last = weights.read(1)
+        weights.seek(-1, 2)
+        weights.write(bytes([last[0] ^ 1]))
+    monkeypatch.setenv("LINKSIM_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    assert sweep_cache_path("small", 256) != shipped
+    assert sweep_cache_path("small", 256).parent == shipped.parent == tmp_path / "cache" / "labs"
+    assert sweep_cache_path("small", 128) != sweep_cache_path("small", 256)
 
 
 def test_a_slider_move_redraws_within_about_a_second_and_marks_the_chosen_point(sweep):
