@@ -46,22 +46,33 @@ clean-venv:
 # ../shared/data (development data, not in the repository) on the CPU; see each MODEL_CARD.md.
 DATA ?= ../shared/data
 TRAIN := $(BIN)/linksim train deepjscc --data $(DATA)/train_natural --val-data $(DATA)/val_natural/set14
+# every DeepJSCC starts as the linear analog code (its residual CNN paths at zero)
+LINEAR := --linear-path linear-pca16-natural
+STAGES := runs/checkpoint-stages
 CKPT := linksim/checkpoints
 CONTROL := $(BIN)/linksim train diffjscc-control --base diffjscc-base-natural --data $(DATA)/train_natural \
   --size 64 --batch 8 --lr 5e-4 --save-every 200 --steps 1200
 INN_DATA := --data $(DATA)/faces/celeba_aligned_89x109 --val-data $(DATA)/faces/celebahq_stargan_v2_128
 checkpoints: setup
 	$(BIN)/linksim train linear-basis --data $(DATA)/train_natural --out $(CKPT)/linear-pca16-natural
-	$(TRAIN) --bcr 1/48 --channel awgn --snr-range -5 15 --steps 8000 --val-every 4000 --seed 1 --out $(CKPT)/deepjscc-awgn-r1_48
-	$(TRAIN) --bcr 1/12 --channel awgn --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 2 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_12
-	$(TRAIN) --bcr 1/192 --channel awgn --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_192
-	$(TRAIN) --bcr 1/768 --channel awgn --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 4 --init $(CKPT)/deepjscc-awgn-r1_192 --out $(CKPT)/deepjscc-awgn-r1_768
-	$(TRAIN) --bcr 1/48 --channel rayleigh-block --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 4 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-rayleigh-r1_48
-	# OFDM over TDL-A with LS CSI in the loop (the shipped folder is this run's step-150 save: its model card)
-	$(TRAIN) --bcr 1/48 --channel ofdm-tdl-a --snr-range -5 15 --steps 500 --val-every 500 --save-every 50 --lr 3e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-ofdm-tdl-a-r1_48
+	# the flagship in four runs, each warm-started from the last (its card lists them): lr 1e-3 from the
+	# linear code, then lr 3e-4 with new seeds (a fresh cosine schedule each time), the last one 12000 steps
+	$(TRAIN) $(LINEAR) --bcr 1/48 --channel awgn --snr-range -5 15 --steps 3000 --val-every 1000 --seed 1 --out $(STAGES)/r1_48-1
+	$(TRAIN) $(LINEAR) --bcr 1/48 --channel awgn --snr-range -5 15 --steps 6000 --val-every 2000 --seed 5 --lr 3e-4 \
+	  --init $(STAGES)/r1_48-1 --out $(STAGES)/r1_48-2
+	$(TRAIN) $(LINEAR) --bcr 1/48 --channel awgn --snr-range -5 15 --steps 1500 --val-every 1500 --seed 7 --lr 3e-4 --loss mse \
+	  --init $(STAGES)/r1_48-2 --out $(STAGES)/r1_48-3
+	$(TRAIN) $(LINEAR) --bcr 1/48 --channel awgn --snr-range -5 15 --steps 12000 --val-every 2000 --seed 8 --lr 3e-4 \
+	  --init $(STAGES)/r1_48-3 --out $(CKPT)/deepjscc-awgn-r1_48
+	$(TRAIN) $(LINEAR) --bcr 1/12 --channel awgn --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 2 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_12
+	$(TRAIN) $(LINEAR) --bcr 1/192 --channel awgn --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_192
+	$(TRAIN) $(LINEAR) --bcr 1/768 --channel awgn --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 4 --init $(CKPT)/deepjscc-awgn-r1_192 --out $(CKPT)/deepjscc-awgn-r1_768
+	$(TRAIN) $(LINEAR) --bcr 1/48 --channel rayleigh-block --snr-range -5 15 --steps 2000 --val-every 2000 --lr 5e-4 --seed 4 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-rayleigh-r1_48
+	# OFDM over TDL-A with LS CSI in the loop
+	$(TRAIN) $(LINEAR) --bcr 1/48 --channel ofdm-tdl-a --snr-range -5 15 --steps 150 --val-every 150 --save-every 50 --lr 3e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-ofdm-tdl-a-r1_48
 	# DiffJSCC's other bandwidths (cpp 1/128 and 1/32)
-	$(TRAIN) --bcr 1/384 --channel awgn --snr-range -5 15 --steps 1500 --val-every 1500 --lr 5e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_192 --out $(CKPT)/deepjscc-awgn-r1_384
-	$(TRAIN) --bcr 1/96 --channel awgn --snr-range -5 15 --steps 1500 --val-every 1500 --lr 5e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_96
+	$(TRAIN) $(LINEAR) --bcr 1/384 --channel awgn --snr-range -5 15 --steps 1500 --val-every 1500 --lr 5e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_192 --out $(CKPT)/deepjscc-awgn-r1_384
+	$(TRAIN) $(LINEAR) --bcr 1/96 --channel awgn --snr-range -5 15 --steps 1500 --val-every 1500 --lr 5e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_96
 	for m in deepjscc-awgn-r1_12 deepjscc-awgn-r1_48 deepjscc-awgn-r1_96 deepjscc-awgn-r1_192 deepjscc-awgn-r1_384 deepjscc-awgn-r1_768 deepjscc-rayleigh-r1_48; do \
 	  $(BIN)/linksim eval deepjscc $(CKPT)/$$m --data $(DATA)/kodak --snr $$(seq -5 15) --record "Kodak (24 images)"; done
 	$(BIN)/linksim train prior --data $(DATA)/faces --size 64 --channels 16 32 64 128 --layers-per-block 1 \
