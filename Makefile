@@ -75,6 +75,8 @@ checkpoints: setup
 	$(TRAIN) $(LINEAR) --bcr 1/96 --channel awgn --snr-range -5 15 --steps 1500 --val-every 1500 --lr 5e-4 --seed 3 --init $(CKPT)/deepjscc-awgn-r1_48 --out $(CKPT)/deepjscc-awgn-r1_96
 	for m in deepjscc-awgn-r1_12 deepjscc-awgn-r1_48 deepjscc-awgn-r1_96 deepjscc-awgn-r1_192 deepjscc-awgn-r1_384 deepjscc-awgn-r1_768 deepjscc-rayleigh-r1_48; do \
 	  $(BIN)/linksim eval deepjscc $(CKPT)/$$m --data $(DATA)/kodak --snr $$(seq -5 15) --record "Kodak (24 images)"; done
+	$(BIN)/linksim eval deepjscc $(CKPT)/deepjscc-ofdm-tdl-a-r1_48 --data $(DATA)/kodak --snr -5 0 5 10 15 \
+	  --channel ofdm-tdl-a --limit 8 --record "Kodak (first 8 images)"
 	$(BIN)/linksim train prior --data $(DATA)/faces --size 64 --channels 16 32 64 128 --layers-per-block 1 \
 	  --attention-res 8 --steps 7000 --batch 16 --lr 3e-4 --ema 0.999 --seed 0 --bf16 --samples 16 --out $(CKPT)/ddpm-faces-64
 	# the INNs of SING-INN / CommIN: 2,000 CelebA faces, held-out error on 56 other faces (model cards)
