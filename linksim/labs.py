@@ -249,6 +249,10 @@ SWEEPS = {
 }
 
 
+#: The seed of the labs' sweep (every point's generator derives from it).
+SWEEP_SEED = 0
+
+
 def lab_sweep(setting: str | None = None, size: int = 256, progress: bool = True) -> LinkSweep:
     """The explorer's sweep of the labs (:data:`SWEEPS`; default ``$LINKSIM_LAB_SWEEP`` or ``full``)
     of :func:`lab_photo`, read from the cache folder (``$LINKSIM_CACHE/labs/``) when an earlier
@@ -261,7 +265,7 @@ def lab_sweep(setting: str | None = None, size: int = 256, progress: bool = True
     path = sweep_cache_path(setting, size)
     if path.is_file():
         return LinkSweep.load(path)
-    options = {**SWEEPS[setting], "seed": 0}
+    options = {**SWEEPS[setting], "seed": SWEEP_SEED}
     sweep = precompute_sweep(lab_photo(size), progress=progress, **options)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.npz")
@@ -281,7 +285,7 @@ def sweep_cache_path(setting: str, size: int) -> Path:
     from linksim import zoo
     from linksim.digital.separate import default_cache_dir
 
-    grid = {**SWEEPS[setting], "size": size, "seed": 0, "version": 1}
+    grid = {**SWEEPS[setting], "size": size, "seed": SWEEP_SEED, "version": 1}
     models = [DEEPJSCC_AT_CPP[cpp] for cpp in grid["cpps"] if cpp in DEEPJSCC_AT_CPP] + [LINEAR_BASIS]
     grid["weights"] = {name: zoo.files_digest(zoo.resolve(name) / zoo.WEIGHTS) for name in models}
     digest = hashlib.sha256(json.dumps(grid, sort_keys=True, default=str).encode()).hexdigest()[:16]
