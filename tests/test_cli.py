@@ -282,6 +282,40 @@ def test_every_makefile_training_line_parses():
         args = build_parser().parse_args(argv)
         if argv[0] == "train" and argv[1] in TRAINERS and argv[1] != "diffjscc-control":  # control reads its base
             settings_from_args(settings_class(argv[1]), args)
-    first = build_parser().parse_args(next(c for c in commands if c[:2] == ["train", "deepjscc"]))
-    assert (first.bcr, first.steps, first.val_every, first.seed, first.snr_range) == (1 / 48, 8000, 4000, 1,
-                                                                                      [-5.0, 15.0])
+
+
+#: The settings of a DeepJSCC training command that decide its weights (paths and flags such as
+#: --quiet do not).
+WEIGHT_SETTINGS = ("bcr", "channel", "snr_range", "steps", "batch", "crop", "lr", "seed", "loss", "linear_path",
+                   "af_gate", "save_every", "val_every")
+
+
+def _weight_settings(argv: list[str]) -> dict:
+    from linksim.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    return {name: getattr(args, name) for name in WEIGHT_SETTINGS}
+
+
+def test_the_makefile_retrains_each_shipped_deepjscc_as_its_card_records_it():
+    """`make checkpoints` must rebuild what is shipped: for every DeepJSCC checkpoint, the Makefile's
+    command for it and the runs it continues (its --init, followed while ρ and channel stay the
+    same) carry the settings of the commands its config.json records (lineage, then command)."""
+    import shlex
+
+    from linksim import zoo
+
+    commands = {Path(c[c.index("--out") + 1]).name: c for c in _makefile_commands() if c[:2] == ["train", "deepjscc"]}
+    for folder in sorted(zoo.SHIPPED_DIR.glob("deepjscc-*")):
+        meta = zoo.read_config(folder)
+        recorded = [shlex.split(stage["command"])[1:] for stage in meta.get("lineage", [])]
+        recorded.append(shlex.split(meta["command"])[1:])
+        chain = [commands[folder.name]]
+        while "--init" in chain[0]:
+            earlier = commands.get(Path(chain[0][chain[0].index("--init") + 1]).name)
+            same_model = earlier is not None and all(_weight_settings(earlier)[k] == _weight_settings(chain[0])[k]
+                                                     for k in ("bcr", "channel"))
+            if not same_model or Path(earlier[earlier.index("--out") + 1]).parent.name == "checkpoints":
+                break
+            chain.insert(0, earlier)
+        assert [_weight_settings(c) for c in chain] == [_weight_settings(c) for c in recorded], folder.name
