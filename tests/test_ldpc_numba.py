@@ -2,6 +2,9 @@
 with Sionna, errors. Fast (< 60 s); the waterfall checks are marked slow (`pytest -m slow`)."""
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -85,6 +88,27 @@ def test_threads_and_batch_split_do_not_change_results():
                                                        for i in range(0, 100, 7))))):
         for a, b in zip(ref, out):
             assert np.array_equal(a, b)
+
+
+def test_decoding_leaves_pytorchs_thread_count_as_it_was():
+    """numba's OpenMP layer shares the OpenMP runtime with PyTorch: the first decode of a process,
+    which starts numba's threads, once left PyTorch on numba's thread count, and every DeepJSCC
+    point after an LDPC point in the same process summed its convolutions in another order than
+    a fresh process (the 7th digit of the PSNR), so a one-process sweep and a pool of workers
+    wrote different bytes. Run in a fresh interpreter: numba's threads start once per process."""
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one CPU: numba cannot run 2 threads")
+    script = ("import numpy as np, torch\n"
+              "from linksim.digital.ldpc import get_code\n"
+              "from linksim.digital.ldpc.numba_decoder import NumbaBPDecoder\n"
+              "torch.set_num_threads(1)\n"
+              "torch.nn.functional.conv2d(torch.ones(1, 3, 64, 64), torch.ones(8, 3, 3, 3))  # as DeepJSCC\n"
+              "code = get_code('wifi-648-1/2')\n"
+              "NumbaBPDecoder(code.H, threads=2).decode(np.ones((8, code.n), np.float32))\n"
+              "print(torch.get_num_threads())\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.stdout.split() == ["1"]
 
 
 @pytest.fixture(scope="module")
