@@ -71,6 +71,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 import scipy.sparse as sp
+import torch
 from numba import njit, prange
 
 from linksim.errors import ConfigError
@@ -464,7 +465,7 @@ class NumbaBPDecoder:
         n_chunks = max(min(threads, B), min(4 * threads, B // (2 * W)))
         # before numba's first thread query, which starts its OpenMP threads (and PyTorch's count
         # with them)
-        torch_threads = _torch_threads()
+        torch_threads = torch.get_num_threads()
         previous = numba.get_num_threads()
         numba.set_num_threads(threads)
         try:
@@ -476,19 +477,8 @@ class NumbaBPDecoder:
             # numba's OpenMP threading layer and PyTorch share one OpenMP runtime, and starting
             # numba's threads sets PyTorch's count too: give PyTorch its own back (its float sums,
             # and so a run's bytes, depend on it; a sweep fixes it per unit)
-            if torch_threads is not None:
-                import torch
-
-                torch.set_num_threads(torch_threads)
+            torch.set_num_threads(torch_threads)
         return bits, ok, iters
-
-
-def _torch_threads() -> int | None:
-    """PyTorch's intra-op thread count, or None when this process has not imported PyTorch."""
-    import sys
-
-    torch = sys.modules.get("torch")
-    return None if torch is None else torch.get_num_threads()
 
 
 def warm_up() -> float:
