@@ -9,22 +9,22 @@
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 from matplotlib.figure import Figure
+
+from linksim.results import read_results
 
 
 def mean_psnr(run: Path) -> dict[str, tuple[list[float], list[float]]]:
     """Scheme → (SNRs in dB, mean PSNR in dB) of a run's receiver outputs (restored rows left out)."""
     curves: dict[str, tuple[list[float], list[float]]] = {}
-    with open(run / "summary.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["restorer"]:
-                continue
-            snrs, psnrs = curves.setdefault(row["scheme"], ([], []))
-            snrs.append(float(row["snr_db"]))
-            psnrs.append(float(row["psnr"]))
+    for row in read_results(run / "summary.csv"):
+        if row["restorer"]:
+            continue
+        snrs, psnrs = curves.setdefault(row["scheme"], ([], []))
+        snrs.append(row["snr_db"])
+        psnrs.append(row["psnr"])
     return curves
 
 
